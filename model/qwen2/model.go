@@ -1,0 +1,279 @@
+package qwen2
+
+import (
+	"fmt"
+
+	"purpcode/engine"
+)
+
+// Model is a Qwen2 causal LM on the CPU engine.
+type Model struct {
+	Cfg    *Config
+	P      *Params
+	cpu    *engine.CPU
+	ropeC  *engine.Tensor // (MaxPositions, HeadDim/2)
+	ropeS  *engine.Tensor
+	attDim int // Heads*HeadDim
+	kvDim  int // KVHeads*HeadDim
+}
+
+// New returns a model with HF-style random initialisation from seed.
+func New(cfg *Config, cpu *engine.CPU, seed uint64) *Model {
+	m := newEmpty(cfg, cpu)
+	m.P.initRandom(cfg.InitializerRange, seed)
+	return m
+}
+
+func newEmpty(cfg *Config, cpu *engine.CPU) *Model {
+	cos, sin := engine.RoPETable(cfg.MaxPositions, cfg.HeadDim, cfg.RopeTheta)
+	return &Model{
+		Cfg: cfg, P: newParams(cfg), cpu: cpu, ropeC: cos, ropeS: sin,
+		attDim: cfg.Heads * cfg.HeadDim, kvDim: cfg.KVHeads * cfg.HeadDim,
+	}
+}
+
+// CPU returns the backend the model computes on.
+func (m *Model) CPU() *engine.CPU { return m.cpu }
+
+// Batch is one micro-batch of B rows of T tokens, flattened to N = B*T.
+type Batch struct {
+	B, T int
+	IDs  []int32 // (N) token ids
+	Pos  []int32 // (N) position ids; nil means 0..T-1 in every row
+	// Seg (N) gives each token's document id within its row; attention is
+	// blocked between different consecutive ids (packing). nil: one document
+	// per row.
+	Seg []int32
+	// Targets (N): the token each position should predict (already shifted,
+	// see ShiftLabels), engine.IgnoreIndex where no loss applies. nil when
+	// only the forward pass is wanted.
+	Targets []int32
+}
+
+// ShiftLabels turns HF-style labels (the token at each position, -100 to
+// ignore) of one row into next-token targets: targets[t] = labels[t+1].
+func ShiftLabels(labels []int32) []int32 {
+	out := make([]int32, len(labels))
+	for t := range out {
+		if t+1 < len(labels) {
+			out[t] = labels[t+1]
+		} else {
+			out[t] = engine.IgnoreIndex
+		}
+	}
+	return out
+}
+
+// Validate checks a batch against the model: lengths, id ranges and
+// positions. It returns an error (user data reaches here) rather than
+// letting an op panic.
+func (m *Model) Validate(b *Batch) error {
+	n := b.B * b.T
+	if b.B <= 0 || b.T <= 0 || len(b.IDs) != n {
+		return fmt.Errorf("batch: %d ids for B=%d T=%d", len(b.IDs), b.B, b.T)
+	}
+	for i, id := range b.IDs {
+		if id < 0 || int(id) >= m.Cfg.Vocab {
+			return fmt.Errorf("batch: token id %d at row %d position %d outside vocab_size %d", id, i/b.T, i%b.T, m.Cfg.Vocab)
+		}
+	}
+	if b.Pos != nil && len(b.Pos) != n {
+		return fmt.Errorf("batch: %d position ids for %d tokens", len(b.Pos), n)
+	}
+	maxPos := int32(b.T - 1)
+	for _, p := range b.Pos {
+		if p < 0 {
+			return fmt.Errorf("batch: negative position id %d", p)
+		}
+		maxPos = max(maxPos, p)
+	}
+	if int(maxPos) >= m.Cfg.MaxPositions {
+		return fmt.Errorf("batch: position %d beyond max_position_embeddings %d", maxPos, m.Cfg.MaxPositions)
+	}
+	if b.Seg != nil && len(b.Seg) != n {
+		return fmt.Errorf("batch: %d segment ids for %d tokens", len(b.Seg), n)
+	}
+	if b.Targets != nil {
+		if len(b.Targets) != n {
+			return fmt.Errorf("batch: %d targets for %d tokens", len(b.Targets), n)
+		}
+		for i, t := range b.Targets {
+			if t != engine.IgnoreIndex && (t < 0 || int(t) >= m.Cfg.Vocab) {
+				return fmt.Errorf("batch: target %d at row %d position %d outside vocab_size %d", t, i/b.T, i%b.T, m.Cfg.Vocab)
+			}
+		}
+	}
+	return nil
+}
+
+// layerActs are the saved activations of one layer.
+type layerActs struct {
+	in         *engine.Tensor // (N, C) residual stream entering the layer
+	ln1, rstd1 *engine.Tensor // (N, C), (N)
+	q, k, v    *engine.Tensor // (N, Hq*D), (N, Hk*D) x2; q, k after RoPE
+	att, lse   *engine.Tensor // (N, Hq*D), (B*Hq*T)
+	mid        *engine.Tensor // (N, C) residual after attention
+	ln2, rstd2 *engine.Tensor
+	gate, up   *engine.Tensor // (N, I)
+	act        *engine.Tensor // (N, I) silu(gate)*up
+}
+
+// Acts is the activation arena for one micro-batch shape (B, T): allocated
+// once, reused every step, so the steady state does not allocate.
+type Acts struct {
+	B, T    int
+	layers  []layerActs
+	out     *engine.Tensor // (N, C) residual after the last layer
+	lnf     *engine.Tensor // (N, C) final norm output
+	rstdf   *engine.Tensor
+	tokLoss *engine.Tensor // (N) per-position loss
+	pos     []int32        // default positions 0..T-1 per row
+	// Backward scratch.
+	dres, dln, dmid *engine.Tensor
+	dq, dk, dv, dat *engine.Tensor
+	dgate, dup, dac *engine.Tensor
+}
+
+// NewActs allocates activations for micro-batches of shape (B, T).
+func (m *Model) NewActs(b, t int) *Acts {
+	n, c, i := b*t, m.Cfg.Hidden, m.Cfg.Intermediate
+	a := &Acts{B: b, T: t}
+	for l := 0; l < m.Cfg.Layers; l++ {
+		a.layers = append(a.layers, layerActs{
+			in: engine.New(n, c), ln1: engine.New(n, c), rstd1: engine.New(n),
+			q: engine.New(n, m.attDim), k: engine.New(n, m.kvDim), v: engine.New(n, m.kvDim),
+			att: engine.New(n, m.attDim), lse: engine.New(b * m.Cfg.Heads * t),
+			mid: engine.New(n, c), ln2: engine.New(n, c), rstd2: engine.New(n),
+			gate: engine.New(n, i), up: engine.New(n, i), act: engine.New(n, i),
+		})
+	}
+	a.out, a.lnf, a.rstdf, a.tokLoss = engine.New(n, c), engine.New(n, c), engine.New(n), engine.New(n)
+	a.pos = make([]int32, n)
+	for r := 0; r < n; r++ {
+		a.pos[r] = int32(r % t)
+	}
+	a.dres, a.dln, a.dmid = engine.New(n, c), engine.New(n, c), engine.New(n, c)
+	a.dq, a.dk, a.dv, a.dat = engine.New(n, m.attDim), engine.New(n, m.kvDim), engine.New(n, m.kvDim), engine.New(n, m.attDim)
+	a.dgate, a.dup, a.dac = engine.New(n, i), engine.New(n, i), engine.New(n, i)
+	return a
+}
+
+func (m *Model) attnShape(a *Acts) engine.AttnShape {
+	return engine.AttnShape{B: a.B, T: a.T, Hq: m.Cfg.Heads, Hk: m.Cfg.KVHeads, D: m.Cfg.HeadDim}
+}
+
+func (a *Acts) positions(b *Batch) []int32 {
+	if b.Pos != nil {
+		return b.Pos
+	}
+	return a.pos
+}
+
+// Forward runs the network up to the final norm, saving what Backward
+// needs. The batch must have passed Validate and match the arena's shape.
+func (m *Model) Forward(a *Acts, b *Batch) {
+	if a.B != b.B || a.T != b.T {
+		panic(fmt.Sprintf("qwen2.Forward: batch (%d, %d) in activations for (%d, %d)", b.B, b.T, a.B, a.T))
+	}
+	c, ps := m.cpu, m.P
+	pos := a.positions(b)
+	s := m.attnShape(a)
+	c.EmbeddingForward(a.layers[0].in, ps.embed.W, b.IDs)
+	for l := range a.layers {
+		la, lp := &a.layers[l], &ps.layers[l]
+		c.RMSNormForward(la.ln1, la.rstd1, la.in, lp.ln1.W, m.Cfg.RMSNormEps)
+		c.LinearForward(la.q, la.ln1, lp.q.W, weightOrNil(lp.qb))
+		c.LinearForward(la.k, la.ln1, lp.k.W, weightOrNil(lp.kb))
+		c.LinearForward(la.v, la.ln1, lp.v.W, weightOrNil(lp.vb))
+		c.RoPE(la.q, pos, m.Cfg.Heads, m.ropeC, m.ropeS, false)
+		c.RoPE(la.k, pos, m.Cfg.KVHeads, m.ropeC, m.ropeS, false)
+		c.AttentionForward(la.att, la.lse, la.q, la.k, la.v, b.Seg, s)
+		c.LinearForward(la.mid, la.att, lp.o.W, nil)
+		c.Add(la.mid, la.mid, la.in)
+		c.RMSNormForward(la.ln2, la.rstd2, la.mid, lp.ln2.W, m.Cfg.RMSNormEps)
+		c.LinearForward(la.gate, la.ln2, lp.gate.W, nil)
+		c.LinearForward(la.up, la.ln2, lp.up.W, nil)
+		c.SwiGLUForward(la.act, la.gate, la.up)
+		next := a.out
+		if l+1 < len(a.layers) {
+			next = a.layers[l+1].in
+		}
+		c.LinearForward(next, la.act, lp.down.W, nil)
+		c.Add(next, next, la.mid)
+	}
+	c.RMSNormForward(a.lnf, a.rstdf, a.out, ps.norm.W, m.Cfg.RMSNormEps)
+}
+
+func weightOrNil(p *Param) *engine.Tensor {
+	if p == nil {
+		return nil
+	}
+	return p.W
+}
+
+func gradOrNil(p *Param) *engine.Tensor {
+	if p == nil {
+		return nil
+	}
+	return p.G
+}
+
+// Loss computes next-token cross-entropy over b.Targets after Forward. It
+// returns the loss sum and the number of counted targets; TokenLoss then
+// holds each position's loss. With grad, it also seeds the backward pass
+// with d(scale * sum)/d(final norm output) and accumulates the lm head
+// gradient; scale is 1/(target tokens of the whole optimizer step).
+func (m *Model) Loss(a *Acts, b *Batch, grad bool, scale float32) (float64, int) {
+	if b.Targets == nil {
+		panic("qwen2.Loss: batch without targets")
+	}
+	if grad {
+		return m.cpu.LMHeadLoss(a.lnf, m.P.head.W, b.Targets, a.tokLoss, a.dln, m.P.head.G, scale)
+	}
+	return m.cpu.LMHeadLoss(a.lnf, m.P.head.W, b.Targets, a.tokLoss, nil, nil, 0)
+}
+
+// TokenLoss is the per-position loss (N) of the last Loss call.
+func (a *Acts) TokenLoss() []float32 { return a.tokLoss.F32 }
+
+// Hidden is the final-norm output (N, C) of the last Forward.
+func (a *Acts) Hidden() *engine.Tensor { return a.lnf }
+
+// Logits writes the logits (len(rows), V) of the given flattened positions
+// after Forward into out.
+func (m *Model) Logits(a *Acts, rows []int, out *engine.Tensor) {
+	c := m.Cfg.Hidden
+	h := engine.New(len(rows), c)
+	for i, r := range rows {
+		copy(h.F32[i*c:(i+1)*c], a.lnf.F32[r*c:(r+1)*c])
+	}
+	m.cpu.LinearForward(out, h, m.P.head.W, nil)
+}
+
+// Backward accumulates parameter gradients after Forward and Loss(grad).
+func (m *Model) Backward(a *Acts, b *Batch) {
+	c, ps := m.cpu, m.P
+	pos := a.positions(b)
+	s := m.attnShape(a)
+	c.Zero(a.dres)
+	c.RMSNormBackward(a.dres, ps.norm.G, a.dln, a.out, ps.norm.W, a.rstdf)
+	for l := len(a.layers) - 1; l >= 0; l-- {
+		la, lp := &a.layers[l], &ps.layers[l]
+		// MLP: dres is the gradient of the layer output.
+		c.LinearBackward(a.dac, lp.down.G, nil, a.dres, la.act, lp.down.W, false)
+		c.SwiGLUBackward(a.dgate, a.dup, a.dac, la.gate, la.up)
+		c.LinearBackward(a.dln, lp.gate.G, nil, a.dgate, la.ln2, lp.gate.W, false)
+		c.LinearBackward(a.dln, lp.up.G, nil, a.dup, la.ln2, lp.up.W, true)
+		c.RMSNormBackward(a.dres, lp.ln2.G, a.dln, la.mid, lp.ln2.W, la.rstd2) // dres is now d(mid)
+		// Attention.
+		c.LinearBackward(a.dat, lp.o.G, nil, a.dres, la.att, lp.o.W, false)
+		c.AttentionBackward(a.dq, a.dk, a.dv, a.dat, la.att, la.lse, la.q, la.k, la.v, b.Seg, s)
+		c.RoPE(a.dq, pos, m.Cfg.Heads, m.ropeC, m.ropeS, true)
+		c.RoPE(a.dk, pos, m.Cfg.KVHeads, m.ropeC, m.ropeS, true)
+		c.LinearBackward(a.dln, lp.q.G, gradOrNil(lp.qb), a.dq, la.ln1, lp.q.W, false)
+		c.LinearBackward(a.dln, lp.k.G, gradOrNil(lp.kb), a.dk, la.ln1, lp.k.W, true)
+		c.LinearBackward(a.dln, lp.v.G, gradOrNil(lp.vb), a.dv, la.ln1, lp.v.W, true)
+		c.RMSNormBackward(a.dres, lp.ln1.G, a.dln, la.in, lp.ln1.W, la.rstd1) // dres is now d(in)
+	}
+	c.EmbeddingBackward(ps.embed.G, a.dres, b.IDs)
+}
