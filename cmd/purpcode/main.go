@@ -21,6 +21,8 @@ type command struct {
 func commandTable() []command {
 	return []command{
 		{"version", "print the version and the compute backends found", runVersion},
+		{"init", "write a randomly initialised model from a config.json", runInit},
+		{"score", "loss and perplexity of a model on pre-tokenized rows", runScore},
 	}
 }
 

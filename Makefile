@@ -1,0 +1,59 @@
+# purpcode: one Go binary for the PurpCode safety post-training recipe.
+# `make run` runs the main job on the embedded default; `make test` runs the tests.
+# Both install the Debian packages they need when run as root on a fresh machine.
+
+GO      ?= go
+BIN     := bin/purpcode
+PKGS    := ./...
+# Debian packages used at run time (dlopen'd or exec'd, never needed to build).
+DEB_PKGS := libopenblas0 bubblewrap
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install the Debian run-time packages if missing (needs root; skipped otherwise)
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "warning: missing Debian packages:$$missing (run 'make deps' as root); continuing with fallbacks"; \
+		fi; \
+	fi
+
+.PHONY: build
+build: ## build bin/purpcode
+	$(GO) build -o $(BIN) ./cmd/purpcode
+
+.PHONY: run
+run: deps build ## run the main job on the embedded default model
+	./$(BIN) version
+	./$(BIN) score --model testdata/tiny-random --data testdata/tiny-random/batch.jsonl
+
+.PHONY: test
+test: deps ## run every test (conformance tests read ../shared/refs when present)
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+.PHONY: lint
+lint: ## gofmt, go vet and the architecture rules
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 ./internal/archtest/
+
+.PHONY: bench
+bench: deps ## CPU benchmarks: train step tokens/s, GEMM efficiency, sgemm GFLOP/s
+	$(GO) test -run '^$$' -bench 'TrainStep' -benchtime 3x ./model/qwen2/
+	$(GO) test -run '^$$' -bench 'Sgemm' -benchtime 20x ./kernels/
+
+.PHONY: testdata
+testdata: build ## regenerate the embedded random tiny model (deterministic)
+	./$(BIN) init --config testdata/tiny-random.config.json --out testdata/tiny-random --seed 7
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf bin

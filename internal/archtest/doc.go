@@ -1,0 +1,5 @@
+// Package archtest holds no code: its test enforces the repository's
+// architecture rules from design.md (import direction, the single cgo
+// package, one doc.go per package, environment variables read only by the
+// command).
+package archtest

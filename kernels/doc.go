@@ -1,0 +1,20 @@
+// Package kernels is the only package in purpcode that uses cgo. It binds
+// native accelerator libraries at run time with dlopen/dlsym instead of at
+// link time, so `go build` needs nothing beyond Go, gcc and libc (dlfcn.h,
+// -ldl) on any machine, while a machine that has the libraries installed runs
+// fast ("build anywhere, accelerate at run time").
+//
+// Today it loads OpenBLAS (Debian's libopenblas0: libopenblas.so.0) and binds
+// cblas_sgemm, the CPU GEMM under every matrix product of the engine. When
+// the library is missing or lacks the symbol, LoadBLAS falls back to gonum's
+// pure-Go BLAS and records why, so callers never have to handle a load error.
+// OpenBLAS's own thread settings (OPENBLAS_NUM_THREADS and friends) are
+// always left to the environment.
+//
+// The loaders for the CUDA driver (libcuda.so.1), NVRTC, cuBLASLt and NCCL
+// live here too, following the same pattern: a small C preamble with
+// function-pointer typedefs and call wrappers, resolved symbols cached in a Go
+// value, and a clear reason plus the CPU path when a library is absent.
+// Keeping every `import "C"` in this one package keeps the rest of the
+// project pure Go and the cgo surface reviewable in one place.
+package kernels
