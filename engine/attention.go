@@ -36,63 +36,101 @@ func segStarts(dst []int, seg []int32, b, t int) {
 	}
 }
 
-// attnScratch holds one worker's T x T score buffers and segment starts.
+// attnScratch holds one worker's buffers for a group of G query heads that
+// share a kv head: the group's queries stacked head-major (G*T, D), their
+// scores/probabilities and score gradients (G*T, T), and a (G*T, D) buffer
+// for outputs or output gradients. Stacking the group turns per-head
+// 256x256x64 products into 4x taller GEMMs that a threaded BLAS runs well,
+// and lets dK and dV be one GEMM each over the whole group.
 type attnScratch struct {
-	s, dp []float32
-	start []int
+	qg, s, dp, og []float32
+	start         []int
 }
 
-// attention runs fn for every (b, kv-head) group in parallel. Each group
-// writes only its own slices of the outputs, so results are deterministic.
-func (c *CPU) attention(s AttnShape, fn func(b, hk int, sc *attnScratch)) {
-	groups := s.B * s.Hk
-	c.parallel(groups, 1, func(lo, hi int) {
-		sc, _ := c.attnPool.Get().(*attnScratch)
-		if sc == nil || len(sc.start) < s.T {
-			sc = &attnScratch{s: make([]float32, s.T*s.T), dp: make([]float32, s.T*s.T), start: make([]int, s.T)}
-		}
-		for g := lo; g < hi; g++ {
-			fn(g/s.Hk, g%s.Hk, sc)
-		}
-		c.attnPool.Put(sc)
-	})
-}
-
-// probs fills sc.s rows with causal, segment-masked softmax probabilities
-// of Q K^T * scale for query head h of row b. lse (B, Hq, T) is written when
-// save, else read (backward recomputes P from the saved log-sum-exp).
-func (c *CPU) probs(s AttnShape, b, h int, q, k *Tensor, lse []float32, save bool, sc *attnScratch) {
-	hk := h / (s.Hq / s.Hk)
-	ldq, ldk := s.Hq*s.D, s.Hk*s.D
-	scale := float32(1 / math.Sqrt(float64(s.D)))
-	qo := b*s.T*ldq + h*s.D
-	ko := b*s.T*ldk + hk*s.D
-	c.blas.Sgemm(false, true, s.T, s.T, s.D, scale, q.F32[qo:], ldq, k.F32[ko:], ldk, 0, sc.s, s.T)
-	lrow := lse[(b*s.Hq+h)*s.T : (b*s.Hq+h+1)*s.T]
-	for i := 0; i < s.T; i++ {
-		row := sc.s[i*s.T : (i+1)*s.T]
-		j0 := sc.start[i]
-		var l float64
-		if save {
-			m := float32(math.Inf(-1))
-			for j := j0; j <= i; j++ {
-				m = max(m, row[j])
-			}
-			var sum float64
-			for j := j0; j <= i; j++ {
-				sum += math.Exp(float64(row[j] - m))
-			}
-			l = float64(m) + math.Log(sum)
-			lrow[i] = float32(l)
-		} else {
-			l = float64(lrow[i])
-		}
-		clear(row[:j0])
-		for j := j0; j <= i; j++ {
-			row[j] = float32(math.Exp(float64(row[j]) - l))
-		}
-		clear(row[i+1:])
+func newAttnScratch(g, t, d int) *attnScratch {
+	return &attnScratch{
+		qg: make([]float32, g*t*d), og: make([]float32, g*t*d),
+		s: make([]float32, g*t*t), dp: make([]float32, g*t*t), start: make([]int, t),
 	}
+}
+
+// attention runs fn for every (b, kv-head) group. Each group writes only
+// its own slices of the outputs, so results do not depend on scheduling.
+// Groups run one after another: the GEMMs inside are threaded by the BLAS,
+// and running them from several goroutines at once oversubscribes the cores.
+func (c *CPU) attention(s AttnShape, fn func(b, hk int, sc *attnScratch)) {
+	g := s.Hq / s.Hk
+	sc, _ := c.attnPool.Get().(*attnScratch)
+	if sc == nil || len(sc.start) != s.T || len(sc.qg) != g*s.T*s.D {
+		sc = newAttnScratch(g, s.T, s.D)
+	}
+	for grp := 0; grp < s.B*s.Hk; grp++ {
+		fn(grp/s.Hk, grp%s.Hk, sc)
+	}
+	c.attnPool.Put(sc)
+}
+
+// gatherHeads copies the G heads of group hk, row b, from x (B*T, H*D) into
+// dst (G*T, D) head-major; scatterHeads is the inverse.
+func gatherHeads(dst, x []float32, s AttnShape, b, hk int) {
+	g, ld := s.Hq/s.Hk, s.Hq*s.D
+	for h := 0; h < g; h++ {
+		for i := 0; i < s.T; i++ {
+			src := x[(b*s.T+i)*ld+(hk*g+h)*s.D:]
+			copy(dst[(h*s.T+i)*s.D:(h*s.T+i+1)*s.D], src[:s.D])
+		}
+	}
+}
+
+func scatterHeads(x, src []float32, s AttnShape, b, hk int) {
+	g, ld := s.Hq/s.Hk, s.Hq*s.D
+	for h := 0; h < g; h++ {
+		for i := 0; i < s.T; i++ {
+			copy(x[(b*s.T+i)*ld+(hk*g+h)*s.D:][:s.D], src[(h*s.T+i)*s.D:(h*s.T+i+1)*s.D])
+		}
+	}
+}
+
+// probs fills sc.s (G*T, T) with the causal, segment-masked softmax of
+// Qg K^T * scale for group (b, hk), whose queries are already in sc.qg. lse
+// (B, Hq, T) is written when save, else read: backward recomputes P from the
+// saved log-sum-exp instead of storing T*T probabilities per head.
+func (c *CPU) probs(s AttnShape, b, hk int, k *Tensor, lse []float32, save bool, sc *attnScratch) {
+	g, ldk := s.Hq/s.Hk, s.Hk*s.D
+	scale := float32(1 / math.Sqrt(float64(s.D)))
+	c.blas.Sgemm(false, true, g*s.T, s.T, s.D, scale, sc.qg, s.D, k.F32[b*s.T*ldk+hk*s.D:], ldk, 0, sc.s, s.T)
+	c.parallel(g*s.T, 64, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			h, i := r/s.T, r%s.T
+			row := sc.s[r*s.T : (r+1)*s.T]
+			li := &lse[(b*s.Hq+hk*g+h)*s.T+i]
+			j0 := sc.start[i]
+			if save {
+				m := float32(math.Inf(-1))
+				for j := j0; j <= i; j++ {
+					m = max(m, row[j])
+				}
+				var sum float64
+				for j := j0; j <= i; j++ {
+					e := expf(row[j] - m)
+					row[j] = e
+					sum += float64(e)
+				}
+				*li = float32(float64(m) + math.Log(sum))
+				inv := float32(1 / sum)
+				for j := j0; j <= i; j++ {
+					row[j] *= inv
+				}
+			} else {
+				l := *li
+				for j := j0; j <= i; j++ {
+					row[j] = expf(row[j] - l)
+				}
+			}
+			clear(row[:j0])
+			clear(row[i+1:])
+		}
+	})
 }
 
 // AttentionForward computes causal softmax(Q K^T / sqrt(D)) V per head with
@@ -106,14 +144,13 @@ func (c *CPU) AttentionForward(out, lse, q, k, v *Tensor, seg []int32, s AttnSha
 	if lse.Numel() != s.B*s.Hq*s.T || (seg != nil && len(seg) != s.B*s.T) {
 		panic(fmt.Sprintf("engine.AttentionForward: lse %s, %d segment ids for %+v", ShapeString(lse.Shape), len(seg), s))
 	}
-	group := s.Hq / s.Hk
-	ldo, ldv := s.Hq*s.D, s.Hk*s.D
+	g, ldv := s.Hq/s.Hk, s.Hk*s.D
 	c.attention(s, func(b, hk int, sc *attnScratch) {
 		segStarts(sc.start, seg, b, s.T)
-		for h := hk * group; h < (hk+1)*group; h++ {
-			c.probs(s, b, h, q, k, lse.F32, true, sc)
-			c.blas.Sgemm(false, false, s.T, s.D, s.T, 1, sc.s, s.T, v.F32[b*s.T*ldv+hk*s.D:], ldv, 0, out.F32[b*s.T*ldo+h*s.D:], ldo)
-		}
+		gatherHeads(sc.qg, q.F32, s, b, hk)
+		c.probs(s, b, hk, k, lse.F32, true, sc)
+		c.blas.Sgemm(false, false, g*s.T, s.D, s.T, 1, sc.s, s.T, v.F32[b*s.T*ldv+hk*s.D:], ldv, 0, sc.og, s.D)
+		scatterHeads(out.F32, sc.og, s, b, hk)
 	})
 }
 
@@ -125,40 +162,38 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *Tensor, seg
 	s.check("AttentionBackward", dq, dk, dv)
 	mustShape("AttentionBackward", "dout", dout, s.B*s.T, s.Hq*s.D)
 	mustShape("AttentionBackward", "out", out, s.B*s.T, s.Hq*s.D)
-	group := s.Hq / s.Hk
-	ldq, ldk := s.Hq*s.D, s.Hk*s.D
+	g, ldk, ldq := s.Hq/s.Hk, s.Hk*s.D, s.Hq*s.D
 	scale := float32(1 / math.Sqrt(float64(s.D)))
 	c.attention(s, func(b, hk int, sc *attnScratch) {
 		segStarts(sc.start, seg, b, s.T)
+		gatherHeads(sc.qg, q.F32, s, b, hk)
+		c.probs(s, b, hk, k, lse.F32, false, sc)
+		gatherHeads(sc.og, dout.F32, s, b, hk) // og now holds dO, head-major
 		ko := b*s.T*ldk + hk*s.D
-		for i := 0; i < s.T; i++ {
-			clear(dk.F32[ko+i*ldk : ko+i*ldk+s.D])
-			clear(dv.F32[ko+i*ldk : ko+i*ldk+s.D])
-		}
-		for h := hk * group; h < (hk+1)*group; h++ {
-			c.probs(s, b, h, q, k, lse.F32, false, sc)
-			qo := b*s.T*ldq + h*s.D
-			// dV += P^T dO
-			c.blas.Sgemm(true, false, s.T, s.D, s.T, 1, sc.s, s.T, dout.F32[qo:], ldq, 1, dv.F32[ko:], ldk)
-			// dP = dO V^T
-			c.blas.Sgemm(false, true, s.T, s.T, s.D, 1, dout.F32[qo:], ldq, v.F32[ko:], ldk, 0, sc.dp, s.T)
-			// dS = P * (dP - rowsum(dO * O))
-			for i := 0; i < s.T; i++ {
-				do := dout.F32[qo+i*ldq : qo+i*ldq+s.D]
-				o := out.F32[qo+i*ldq : qo+i*ldq+s.D]
+		// dV = P^T dO over the whole group (overwrites).
+		c.blas.Sgemm(true, false, s.T, s.D, g*s.T, 1, sc.s, s.T, sc.og, s.D, 0, dv.F32[ko:], ldk)
+		// dP = dO V^T
+		c.blas.Sgemm(false, true, g*s.T, s.T, s.D, 1, sc.og, s.D, v.F32[ko:], ldk, 0, sc.dp, s.T)
+		// dS = P * (dP - rowsum(dO * O))
+		c.parallel(g*s.T, 64, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				h, i := r/s.T, r%s.T
+				do := sc.og[r*s.D : (r+1)*s.D]
+				o := out.F32[(b*s.T+i)*ldq+(hk*g+h)*s.D:][:s.D]
 				var di float64
 				for d := range do {
 					di += float64(do[d]) * float64(o[d])
 				}
-				p := sc.s[i*s.T : (i+1)*s.T]
-				dp := sc.dp[i*s.T : (i+1)*s.T]
+				p := sc.s[r*s.T : (r+1)*s.T]
+				dp := sc.dp[r*s.T : (r+1)*s.T]
 				for j := range dp {
 					dp[j] = p[j] * (dp[j] - float32(di))
 				}
 			}
-			// dQ = dS K * scale; dK += dS^T Q * scale
-			c.blas.Sgemm(false, false, s.T, s.D, s.T, scale, sc.dp, s.T, k.F32[ko:], ldk, 0, dq.F32[qo:], ldq)
-			c.blas.Sgemm(true, false, s.T, s.D, s.T, scale, sc.dp, s.T, q.F32[qo:], ldq, 1, dk.F32[ko:], ldk)
-		}
+		})
+		// dK = dS^T Qg * scale over the group (overwrites); dQg = dS K * scale.
+		c.blas.Sgemm(true, false, s.T, s.D, g*s.T, scale, sc.dp, s.T, sc.qg, s.D, 0, dk.F32[ko:], ldk)
+		c.blas.Sgemm(false, false, g*s.T, s.D, s.T, scale, sc.dp, s.T, k.F32[ko:], ldk, 0, sc.og, s.D)
+		scatterHeads(dq.F32, sc.og, s, b, hk)
 	})
 }

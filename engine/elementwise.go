@@ -180,8 +180,8 @@ func (c *CPU) SwiGLUForward(out, gate, up *Tensor) {
 	}
 	c.parallel(len(gate.F32), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			g := float64(gate.F32[i])
-			out.F32[i] = float32(g / (1 + math.Exp(-g)) * float64(up.F32[i]))
+			g := gate.F32[i]
+			out.F32[i] = g / (1 + expf(-g)) * up.F32[i]
 		}
 	})
 }
@@ -197,11 +197,11 @@ func (c *CPU) SwiGLUBackward(dgate, dup, dout, gate, up *Tensor) {
 	}
 	c.parallel(n, 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			g := float64(gate.F32[i])
-			sig := 1 / (1 + math.Exp(-g))
-			d := float64(dout.F32[i])
-			dup.F32[i] = float32(d * g * sig)
-			dgate.F32[i] = float32(d * float64(up.F32[i]) * sig * (1 + g*(1-sig)))
+			g := gate.F32[i]
+			sig := 1 / (1 + expf(-g))
+			d := dout.F32[i]
+			dup.F32[i] = d * g * sig
+			dgate.F32[i] = d * up.F32[i] * sig * (1 + g*(1-sig))
 		}
 	})
 }

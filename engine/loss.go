@@ -65,13 +65,14 @@ func (c *CPU) LMHeadLoss(h, w *Tensor, targets []int32, tokLoss, dh, dw *Tensor,
 				}
 				var se float64
 				for _, v := range zr {
-					se += math.Exp(float64(v - m))
+					se += float64(expf(v - m))
 				}
 				lse := float64(m) + math.Log(se)
 				rowLoss[i] = lse - float64(zr[t])
 				if dh != nil {
+					l32 := float32(lse)
 					for j, v := range zr {
-						zr[j] = float32(math.Exp(float64(v)-lse)) * scale
+						zr[j] = expf(v-l32) * scale
 					}
 					zr[t] -= scale
 				}
