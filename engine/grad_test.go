@@ -301,3 +301,54 @@ func TestLMHeadLossGrad(t *testing.T) {
 	checkGrad(t, "dh", h, dh, loss)
 	checkGrad(t, "dw", w, dw, loss)
 }
+
+func TestLMHeadTokenStatsAndGrad(t *testing.T) {
+	c := testCPU()
+	r := rand.New(rand.NewPCG(15, 16))
+	n, ch, vocab := lossChunk+3, 5, 9
+	h, w := randT(r, 1, n, ch), randT(r, 1, vocab, ch)
+	targets := make([]int32, n)
+	a, e := make([]float32, n), make([]float32, n)
+	for i := range targets {
+		targets[i] = int32(r.IntN(vocab))
+		if i%5 == 2 {
+			targets[i] = IgnoreIndex
+		}
+		a[i] = r.Float32()*2 - 1
+		e[i] = r.Float32()*2 - 1
+	}
+	st := TokenStats{LogProb: make([]float32, n), Entropy: make([]float32, n)}
+	objective := func() float64 {
+		c.LMHeadTokenStats(h, w, targets, st)
+		var s float64
+		for i := range targets {
+			s += float64(a[i])*float64(st.LogProb[i]) + float64(e[i])*float64(st.Entropy[i])
+		}
+		return s
+	}
+	objective()
+	// Values against an independent log-softmax of full logits.
+	logits, lsm := New(n, vocab), New(n, vocab)
+	c.LinearForward(logits, h, w, nil)
+	c.LogSoftmaxRows(lsm, logits)
+	for i, tg := range targets {
+		if tg == IgnoreIndex {
+			continue
+		}
+		var ent float64
+		for j := 0; j < vocab; j++ {
+			lp := float64(lsm.F32[i*vocab+j])
+			ent -= math.Exp(lp) * lp
+		}
+		if d := math.Abs(float64(st.LogProb[i] - lsm.F32[i*vocab+int(tg)])); d > 1e-5 {
+			t.Fatalf("row %d logp %v vs %v", i, st.LogProb[i], lsm.F32[i*vocab+int(tg)])
+		}
+		if d := math.Abs(float64(st.Entropy[i]) - ent); d > 1e-5 {
+			t.Fatalf("row %d entropy %v vs %v", i, st.Entropy[i], ent)
+		}
+	}
+	dh, dw := New(n, ch), New(vocab, ch)
+	c.LMHeadTokenGrad(h, w, targets, a, e, dh, dw)
+	checkGrad(t, "dh", h, dh, objective)
+	checkGrad(t, "dw", w, dw, objective)
+}

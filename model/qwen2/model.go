@@ -277,3 +277,18 @@ func (m *Model) Backward(a *Acts, b *Batch) {
 	}
 	c.EmbeddingBackward(ps.embed.G, a.dres, b.IDs)
 }
+
+// TokenStats fills st with the log-probability of each position's target
+// (and the entropy of its distribution when st.Entropy is set) after
+// Forward; positions with IgnoreIndex targets get 0.
+func (m *Model) TokenStats(a *Acts, b *Batch, st engine.TokenStats) {
+	m.cpu.LMHeadTokenStats(a.lnf, m.P.head.W, b.Targets, st)
+}
+
+// TokenGrad seeds the backward pass with the gradient of
+// sum_t coefLogp[t]*logp_t + coefEnt[t]*H_t (coefEnt may be nil) and
+// accumulates the lm head gradient; call Backward next. Policy-gradient
+// losses (GRPO) are expressed through these per-token coefficients.
+func (m *Model) TokenGrad(a *Acts, b *Batch, coefLogp, coefEnt []float32) {
+	m.cpu.LMHeadTokenGrad(a.lnf, m.P.head.W, b.Targets, coefLogp, coefEnt, a.dln, m.P.head.G)
+}
