@@ -21,8 +21,14 @@ type command struct {
 func commandTable() []command {
 	return []command{
 		{"version", "print the version and the compute backends found", runVersion},
+		{"sft", "supervised fine-tuning (rule learning stage)", runSFT},
+		{"tokenize", "encode/decode text and chat rows with a tokenizer.json", runTokenize},
+		{"analyze", "static security analysis of Python code (JSON or SARIF)", runAnalyze},
 		{"init", "write a randomly initialised model from a config.json", runInit},
 		{"score", "loss and perplexity of a model on pre-tokenized rows", runScore},
+		{"reward", "score responses with the in-process oracles", runReward},
+		{"synth", "generate the toy red-team world (prompts, tests, corpus)", runSynth},
+		{"device", "report the CUDA driver, NVRTC and cuBLASLt found, and the devices", runDevice},
 	}
 }
 

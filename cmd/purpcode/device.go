@@ -1,0 +1,119 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"purpcode/kernels"
+)
+
+// deviceChoice is the value of --device: cuda, cpu or auto.
+type deviceChoice string
+
+func (d *deviceChoice) String() string { return string(*d) }
+
+func (d *deviceChoice) Set(s string) error {
+	switch s {
+	case "cuda", "cpu", "auto":
+		*d = deviceChoice(s)
+		return nil
+	}
+	return fmt.Errorf("want cuda, cpu or auto, got %q", s)
+}
+
+// deviceFlags are the backend-selection flags a compute command adopts
+// with addDeviceFlag.
+type deviceFlags struct {
+	device   deviceChoice
+	cudaLibs *string
+}
+
+// addDeviceFlag registers --device (default auto) and --cuda-libs on fs.
+func addDeviceFlag(fs *flag.FlagSet) *deviceFlags {
+	f := &deviceFlags{device: "auto"}
+	fs.Var(&f.device, "device", "compute device: cuda, cpu or auto (cuda when usable, else cpu)")
+	f.cudaLibs = fs.String("cuda-libs", "", "directory searched first for libcuda, NVRTC and cuBLASLt ($PURPCODE_CUDA_LIBS)")
+	return f
+}
+
+// libOptions maps flags and the environment to the kernels' library search:
+// the override directory (flag, else $PURPCODE_CUDA_LIBS) and the Python
+// environments whose pip-installed nvidia-* wheels may hold the libraries.
+func (f *deviceFlags) libOptions() kernels.CUDALibOptions {
+	dir := ""
+	if f != nil && f.cudaLibs != nil {
+		dir = *f.cudaLibs
+	}
+	return cudaLibOptions(dir)
+}
+
+func cudaLibOptions(dir string) kernels.CUDALibOptions {
+	if dir == "" {
+		dir = os.Getenv("PURPCODE_CUDA_LIBS")
+	}
+	var prefixes []string
+	for _, env := range []string{"VIRTUAL_ENV", "CONDA_PREFIX"} {
+		if p := os.Getenv(env); p != "" {
+			prefixes = append(prefixes, p)
+		}
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		prefixes = append(prefixes, filepath.Join(home, ".local"))
+	}
+	return kernels.CUDALibOptions{Dir: dir, PythonPrefixes: prefixes}
+}
+
+// resolve picks the device for a command: "cpu" or "cuda". --device cuda
+// with CUDA unusable is an error naming the reason; auto falls back to the
+// CPU and writes a one-line notice to stderr.
+func (f *deviceFlags) resolve(stderr io.Writer) (string, error) {
+	dev, notice, err := chooseDevice(string(f.device), func() *kernels.CUDAReport { return kernels.Probe(f.libOptions()) })
+	if notice != "" {
+		fmt.Fprintln(stderr, notice)
+	}
+	return dev, err
+}
+
+// chooseDevice is resolve's decision, with the probe injected for tests.
+// The probe runs only when CUDA is asked for or may be used.
+func chooseDevice(requested string, probe func() *kernels.CUDAReport) (device, notice string, err error) {
+	switch requested {
+	case "cpu":
+		return "cpu", "", nil
+	case "cuda", "auto", "":
+	default:
+		return "", "", fmt.Errorf("--device %q: want cuda, cpu or auto", requested)
+	}
+	r := probe()
+	if r.Available() {
+		return "cuda", "", nil
+	}
+	if requested == "cuda" {
+		return "", "", fmt.Errorf("--device cuda: cuda unavailable: %s (purpcode device prints what was found; --cuda-libs or $PURPCODE_CUDA_LIBS names a library directory)", r.Reason())
+	}
+	return "cpu", "cuda unavailable: " + r.Reason() + "; using cpu", nil
+}
+
+// deviceReport is the text `purpcode device` prints: one line per library
+// and device, a status line, and the one-line summary other commands log.
+func deviceReport(opts kernels.CUDALibOptions) string {
+	r := kernels.Probe(opts)
+	return r.Detail() + "summary:  " + r.String() + "\n"
+}
+
+func runDevice(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("device", stderr)
+	cudaLibs := fs.String("cuda-libs", "", "directory searched first for libcuda, NVRTC and cuBLASLt ($PURPCODE_CUDA_LIBS)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "purpcode device: unexpected arguments %q\n", fs.Args())
+		return errUsage
+	}
+	_, err := io.WriteString(stdout, deviceReport(cudaLibOptions(*cudaLibs)))
+	return err
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"syscall"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"purpcode/train/sft"
+)
+
+// listFlag is a repeatable flag that also splits comma lists.
+type listFlag struct{ dst *[]string }
+
+func (l listFlag) String() string {
+	if l.dst == nil {
+		return ""
+	}
+	return strings.Join(*l.dst, ",")
+}
+
+func (l listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l.dst = append(*l.dst, p)
+		}
+	}
+	return nil
+}
+
+// sftFlags registers the flags of `purpcode sft` on fs, bound to fl. Flag
+// names are the config file's keys with dashes.
+func sftFlags(fs *flag.FlagSet, fl *sft.Config) *string {
+	configPath := fs.String("config", "", "YAML run config; flags given on the command line override its values")
+	fs.StringVar(&fl.Model, "model", fl.Model, "Hugging Face model `dir` to fine-tune")
+	fs.Var(listFlag{&fl.Data}, "data", "training JSONL `files` (repeatable or comma-separated)")
+	fs.StringVar(&fl.Out, "out", fl.Out, "output `dir` (metrics.jsonl, checkpoint-STEP/)")
+	fs.IntVar(&fl.SeqLen, "seq-len", fl.SeqLen, "tokens per sequence")
+	fs.IntVar(&fl.MicroBatch, "micro-batch", fl.MicroBatch, "sequences per micro-batch")
+	fs.IntVar(&fl.GradAccum, "grad-accum", fl.GradAccum, "micro-batches per optimizer step")
+	fs.Float64Var(&fl.LR, "lr", fl.LR, "peak learning rate")
+	fs.Float64Var(&fl.MinLRRatio, "min-lr-ratio", fl.MinLRRatio, "cosine schedule floor as a fraction of --lr")
+	fs.StringVar(&fl.Schedule, "schedule", fl.Schedule, "learning-rate schedule: constant, cosine or linear")
+	fs.IntVar(&fl.Warmup, "warmup", fl.Warmup, "linear warmup `steps`")
+	fs.Float64Var(&fl.WeightDecay, "weight-decay", fl.WeightDecay, "weight decay (decoupled for adamw), not applied to biases and norms")
+	fs.Float64Var(&fl.Beta1, "beta1", fl.Beta1, "AdamW beta1")
+	fs.Float64Var(&fl.Beta2, "beta2", fl.Beta2, "AdamW beta2")
+	fs.Float64Var(&fl.Eps, "eps", fl.Eps, "AdamW epsilon")
+	fs.Float64Var(&fl.Momentum, "momentum", fl.Momentum, "SGD momentum")
+	fs.Float64Var(&fl.Clip, "clip", fl.Clip, "global gradient-norm limit (0: no clipping)")
+	fs.IntVar(&fl.Epochs, "epochs", fl.Epochs, "passes over the data (when --max-steps is 0)")
+	fs.IntVar(&fl.MaxSteps, "max-steps", fl.MaxSteps, "optimizer steps; overrides --epochs when > 0")
+	fs.Var(listFlag{&fl.EvalData}, "eval-data", "evaluation JSONL `files` (repeatable or comma-separated)")
+	fs.IntVar(&fl.EvalEvery, "eval-every", fl.EvalEvery, "evaluate every N `steps` (and at the end)")
+	fs.IntVar(&fl.SaveEvery, "save-every", fl.SaveEvery, "checkpoint every N `steps` (and at the end; 0: only at the end)")
+	fs.IntVar(&fl.Keep, "keep", fl.Keep, "checkpoints to keep (0: all)")
+	fs.Uint64Var(&fl.Seed, "seed", fl.Seed, "seed of the data order")
+	fs.BoolVar(&fl.Resume, "resume", fl.Resume, "continue from the newest complete checkpoint in --out")
+	fs.StringVar(&fl.TrainOn, "train-on", fl.TrainOn, "loss on last-assistant or all-assistant turns of chat rows")
+	fs.StringVar(&fl.ChatTemplate, "chat-template", fl.ChatTemplate, "Jinja chat template `file` overriding the model's")
+	fs.StringVar(&fl.Optimizer, "optimizer", fl.Optimizer, "adamw or sgd")
+	fs.BoolVar(&fl.Pack, "pack", fl.Pack, "pack several rows into each sequence")
+	fs.StringVar(&fl.Overlong, "overlong", fl.Overlong, "rows longer than --seq-len: truncate or skip")
+	return configPath
+}
+
+// applyFlag copies the field named by a command-line flag from the flag
+// values to cfg, so that only flags given explicitly override the file.
+func applyFlag(cfg, fl *sft.Config, name string) {
+	key := strings.ReplaceAll(name, "-", "_")
+	dst, src := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(fl).Elem()
+	t := dst.Type()
+	for i := 0; i < t.NumField(); i++ {
+		if strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0] == key {
+			dst.Field(i).Set(src.Field(i))
+			return
+		}
+	}
+}
+
+// sftConfig builds the run config from defaults, the --config file and the
+// flags given explicitly.
+func sftConfig(args []string, stderr io.Writer) (sft.Config, *cpuFlags, error) {
+	fs := newFlags("sft", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: purpcode sft [--config run.yaml] [flags]\n\nSupervised fine-tuning; writes metrics.jsonl and checkpoint-STEP/ dirs to --out.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	fl := sft.DefaultConfig()
+	configPath := sftFlags(fs, &fl)
+	cpu := addCPUFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return sft.Config{}, nil, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "purpcode sft: unexpected argument %q\n", fs.Arg(0))
+		return sft.Config{}, nil, errUsage
+	}
+	cfg := sft.DefaultConfig()
+	if *configPath != "" {
+		if err := sft.LoadConfigFile(*configPath, &cfg); err != nil {
+			return sft.Config{}, nil, err
+		}
+	}
+	// Only flags given on the command line override the file; the CPU
+	// flags have no config key and are skipped by applyFlag.
+	fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, &fl, f.Name) })
+	return cfg, cpu, cfg.Validate()
+}
+
+func runSFT(args []string, stdout, stderr io.Writer) error {
+	cfg, cpu, err := sftConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := sft.Options{Log: stderr, CPU: cpu.cpu()}
+	var bar *progressbar.ProgressBar
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		opts.OnStep = func(row sft.Metrics, total int64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
+			}
+			bar.Describe(fmt.Sprintf("sft loss %.4f lr %.2e %.0f tok/s", row.Loss, row.LR, row.TokensPerS))
+			_ = bar.Set64(row.Step)
+		}
+	}
+	res, err := sft.Run(ctx, cfg, opts)
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "steps %d, final loss %.6f", res.Steps, res.Loss)
+	if res.EvalLoss != nil {
+		fmt.Fprintf(stdout, ", eval loss %.6f", *res.EvalLoss)
+	}
+	fmt.Fprintf(stdout, "\ncheckpoint %s\n", res.Checkpoint)
+	return nil
+}

@@ -1,0 +1,516 @@
+package kernels
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"unsafe"
+)
+
+// CUDALibOptions says where to look for the CUDA driver, NVRTC and
+// cuBLASLt. The package reads no environment variable itself: cmd/purpcode
+// maps $PURPCODE_CUDA_LIBS to Dir and active Python environments to
+// PythonPrefixes. dlopen's own search (LD_LIBRARY_PATH, the ld.so cache,
+// the default directories) is always part of the search.
+type CUDALibOptions struct {
+	// Dir is searched before anything else; a library found there wins
+	// over newer versions elsewhere, so a user can pin one installation.
+	Dir string
+	// PythonPrefixes are Python environment roots (a virtualenv, a conda
+	// prefix, ~/.local) whose lib/python3*/site-packages/nvidia/*/lib
+	// folders (pip's nvidia-* wheels) are searched, after the system-wide
+	// site-packages folders this package knows.
+	PythonPrefixes []string
+	// NVRTCMaxVersion, when positive, is the CUDA version the driver
+	// supports (cuDriverGetVersion: 1000*major + 10*minor). NVRTC libraries
+	// newer than it are skipped: the driver cannot JIT the PTX they emit.
+	NVRTCMaxVersion int
+}
+
+// Sonames in preference order (newest first). Debian's libnvrtc11.2
+// installs libnvrtc.so.11.2 (a link to libnvrtc.so.11.8.89); the unversioned
+// names cover toolkits installed with their -dev links.
+var (
+	nvrtcSonames    = []string{"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"}
+	driverSonames   = []string{"libcuda.so.1"}
+	cublasLtSonames = []string{"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"}
+)
+
+// systemLibDirs are the usual install locations of CUDA libraries beyond
+// what the dynamic loader already searches: toolkit trees, the container
+// toolkit's mount point, WSL's driver folder and the multiarch folders.
+func systemLibDirs() []string {
+	triplet := "x86_64-linux-gnu"
+	target := "x86_64-linux"
+	if runtime.GOARCH == "arm64" {
+		triplet, target = "aarch64-linux-gnu", "sbsa-linux"
+	}
+	return []string{
+		"/usr/local/cuda/lib64",
+		"/usr/local/cuda/targets/" + target + "/lib",
+		"/usr/local/nvidia/lib64",
+		"/usr/lib/" + triplet,
+		"/usr/lib64",
+		"/usr/lib/wsl/lib",
+		"/opt/cuda/lib64",
+	}
+}
+
+// pythonSiteGlobs are the site-packages folders of system-wide Python
+// installations; prefixes add lib/python3*/site-packages under each.
+func pythonSiteGlobs(prefixes []string) []string {
+	g := []string{
+		"/usr/lib/python3/dist-packages",
+		"/usr/local/lib/python3*/dist-packages",
+		"/usr/local/lib/python3*/site-packages",
+		"/usr/lib/python3*/site-packages",
+		"/opt/conda/lib/python3*/site-packages",
+	}
+	for _, p := range prefixes {
+		if p != "" {
+			g = append(g, filepath.Join(p, "lib", "python3*", "site-packages"))
+		}
+	}
+	return g
+}
+
+// pipLibDirs expands the nvidia/*/lib folders of pip's CUDA wheels
+// (nvidia/cuda_nvrtc/lib, nvidia/cublas/lib, nvidia/cu13/lib, ...) that
+// exist on this machine, in a stable order.
+func pipLibDirs(prefixes []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, site := range pythonSiteGlobs(prefixes) {
+		matches, _ := filepath.Glob(filepath.Join(site, "nvidia", "*", "lib"))
+		sort.Strings(matches)
+		for _, m := range matches {
+			if !seen[m] {
+				seen[m] = true
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// libCandidates lists what to dlopen, in order: every soname in opts.Dir,
+// then for each soname from newest to oldest its bare name (the loader's
+// search, LD_LIBRARY_PATH included) followed by the system and pip folders
+// that actually hold the file.
+func libCandidates(sonames []string, opts CUDALibOptions, exists func(string) bool) []string {
+	var out []string
+	if opts.Dir != "" {
+		for _, so := range sonames {
+			out = append(out, filepath.Join(opts.Dir, so))
+		}
+	}
+	dirs := append(systemLibDirs(), pipLibDirs(opts.PythonPrefixes)...)
+	for _, so := range sonames {
+		out = append(out, so)
+		for _, d := range dirs {
+			if p := filepath.Join(d, so); exists(p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// dlopenError is a library that could not be opened at all (as opposed to
+// one that opened but was rejected: a missing symbol, a failed cuInit, a
+// version the driver cannot use).
+type dlopenError struct{ msg string }
+
+func (e *dlopenError) Error() string { return e.msg }
+
+// openFirst tries candidates in order and returns the first that open
+// accepts. The error is the first rejection of a library that did open
+// (the most specific news), else the first dlopen failure, which is what
+// users need ("libcuda.so.1: cannot open shared object file ...").
+func openFirst[T any](sonames, cands []string, open func(string) (T, error)) (T, string, error) {
+	var zero T
+	var first, rejected error
+	for _, c := range cands {
+		v, err := open(c)
+		if err == nil {
+			return v, c, nil
+		}
+		if first == nil {
+			first = err
+		}
+		var de *dlopenError
+		if rejected == nil && !errors.As(err, &de) {
+			rejected = err
+		}
+	}
+	if rejected != nil {
+		return zero, "", rejected
+	}
+	if first == nil {
+		first = fmt.Errorf("no candidate library")
+	}
+	if len(sonames) > 1 {
+		return zero, "", fmt.Errorf("none of %s could be opened (first: %w)", strings.Join(sonames, ", "), first)
+	}
+	return zero, "", first
+}
+
+// CUDAError is a non-zero status of a CUDA driver or cuBLASLt call.
+type CUDAError struct {
+	Op   string
+	Code int
+	Msg  string
+}
+
+func (e *CUDAError) Error() string {
+	if e.Msg != "" {
+		return fmt.Sprintf("%s: %s (status %d)", e.Op, e.Msg, e.Code)
+	}
+	return fmt.Sprintf("%s: status %d", e.Op, e.Code)
+}
+
+// ---- NVRTC ----
+
+// NVRTC is a loaded NVRTC library. It is immutable and safe for concurrent
+// use (NVRTC programs are independent).
+type NVRTC struct {
+	lib          *dlLib
+	Path         string // what was dlopen'd
+	Major, Minor int    // nvrtcVersion
+}
+
+// LoadNVRTC opens the newest NVRTC it finds (see CUDALibOptions).
+func LoadNVRTC(opts CUDALibOptions) (*NVRTC, error) {
+	if !cgoAvailable {
+		return nil, errNoCgo
+	}
+	n, _, err := openFirst(nvrtcSonames, libCandidates(nvrtcSonames, opts, fileExists), func(p string) (*NVRTC, error) {
+		lib, maj, min, err := nvrtcOpen(p)
+		if err != nil {
+			return nil, err
+		}
+		if opts.NVRTCMaxVersion > 0 && maj*1000+min*10 > opts.NVRTCMaxVersion {
+			lib.close()
+			return nil, fmt.Errorf("%s: NVRTC %d.%d is newer than the driver's CUDA %s", p, maj, min, cudaVersionString(opts.NVRTCMaxVersion))
+		}
+		return &NVRTC{lib: lib, Path: p, Major: maj, Minor: min}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nvrtc: %w", err)
+	}
+	return n, nil
+}
+
+// Version is "major.minor", part of every PTX cache key.
+func (n *NVRTC) Version() string { return fmt.Sprintf("%d.%d", n.Major, n.Minor) }
+
+// Compile compiles one CUDA C source to PTX for a virtual architecture such
+// as "compute_80". opts are extra NVRTC options. The log is returned even on
+// success (warnings). The PTX ends with its NUL terminator, as
+// cuModuleLoadData expects.
+func (n *NVRTC) Compile(src, name, arch string, opts []string) (ptx []byte, log string, err error) {
+	if !strings.HasPrefix(arch, "compute_") {
+		return nil, "", fmt.Errorf("nvrtc compile %s: architecture %q is not a virtual architecture (want compute_XY)", name, arch)
+	}
+	all := append([]string{"--gpu-architecture=" + arch}, opts...)
+	return n.compile(src, name, all)
+}
+
+// CompileCached is Compile through a disk cache (nil cache: plain Compile).
+// A cache read or write failure is not an error: the PTX is recompiled and
+// the failure only costs time.
+func (n *NVRTC) CompileCached(cache *PTXCache, src, name, arch string, opts []string) ([]byte, error) {
+	key := PTXCacheKey(src, arch, n.Version(), opts)
+	if ptx, ok := cache.Get(key); ok {
+		return ptx, nil
+	}
+	ptx, log, err := n.Compile(src, name, arch, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, log)
+	}
+	_ = cache.Put(key, ptx)
+	return ptx, nil
+}
+
+func cudaVersionString(v int) string { return fmt.Sprintf("%d.%d", v/1000, v%1000/10) }
+
+// ---- CUDA driver ----
+
+// Device attribute numbers of cuDeviceGetAttribute (CUdevice_attribute).
+const (
+	cuAttrSMCount        = 16
+	cuAttrCCMajor        = 75
+	cuAttrCCMinor        = 76
+	cuAttrMaxSharedOptin = 97
+	// cuFuncAttrMaxDynamicShared is CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES.
+	cuFuncAttrMaxDynamicShared = 8
+)
+
+// Driver is the loaded and initialised CUDA driver library.
+type Driver struct {
+	lib     *dlLib
+	Path    string
+	Version int // cuDriverGetVersion, e.g. 12040 for CUDA 12.4
+}
+
+// DeviceInfo describes one GPU.
+type DeviceInfo struct {
+	Ordinal        int
+	Name           string
+	Major, Minor   int // compute capability
+	SMs            int
+	TotalMem       uint64
+	MaxSharedOptin int // bytes of shared memory a block may opt in to
+	handle         int // CUdevice
+}
+
+// Arch is the NVRTC virtual architecture for the device, e.g. "compute_90".
+func (d DeviceInfo) Arch() string { return fmt.Sprintf("compute_%d%d", d.Major, d.Minor) }
+
+// LoadDriver opens libcuda.so.1 and calls cuInit. On a machine without an
+// NVIDIA driver it fails with the loader's message.
+func LoadDriver(opts CUDALibOptions) (*Driver, error) {
+	if !cgoAvailable {
+		return nil, errNoCgo
+	}
+	d, _, err := openFirst(driverSonames, libCandidates(driverSonames, opts, fileExists), func(p string) (*Driver, error) {
+		lib, err := driverOpen(p)
+		if err != nil {
+			return nil, err
+		}
+		d := &Driver{lib: lib, Path: p}
+		v, err := d.init()
+		if err != nil {
+			lib.close()
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		d.Version = v
+		return d, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cuda driver: %w", err)
+	}
+	return d, nil
+}
+
+// VersionString is "major.minor" of the CUDA version the driver supports.
+func (d *Driver) VersionString() string { return cudaVersionString(d.Version) }
+
+// Devices lists the visible GPUs.
+func (d *Driver) Devices() ([]DeviceInfo, error) {
+	n, err := d.deviceCount()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeviceInfo, 0, n)
+	for i := 0; i < n; i++ {
+		info, err := d.device(i)
+		if err != nil {
+			return nil, fmt.Errorf("device %d: %w", i, err)
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// DevicePtr is a device address (CUdeviceptr).
+type DevicePtr uint64
+
+// Stream is a CUDA stream; the zero Stream is the context's default stream.
+type Stream struct{ h unsafe.Pointer }
+
+// Dim3 is a grid or block size.
+type Dim3 struct{ X, Y, Z uint32 }
+
+// Context is a CUDA context on one device. Every call makes the context
+// current on the calling OS thread inside the same C call, so a Context may
+// be used from any goroutine. Destroy frees it explicitly; nothing is freed
+// by finalizers.
+type Context struct {
+	drv *Driver
+	ctx unsafe.Pointer
+	Dev DeviceInfo
+}
+
+// NewContext creates a context on dev.
+func (d *Driver) NewContext(dev DeviceInfo) (*Context, error) {
+	ctx, err := d.ctxCreate(dev.handle)
+	if err != nil {
+		return nil, err
+	}
+	return &Context{drv: d, ctx: ctx, Dev: dev}, nil
+}
+
+// Destroy releases the context and everything allocated in it.
+func (c *Context) Destroy() error { return c.destroy() }
+
+// Module is a loaded PTX module.
+type Module struct {
+	c   *Context
+	mod unsafe.Pointer
+}
+
+// Function is a kernel entry point of a Module.
+type Function struct {
+	c    *Context
+	f    unsafe.Pointer
+	Name string
+}
+
+// LoadModule JIT-compiles PTX (NUL-terminated, as Compile returns it) for
+// the context's device.
+func (c *Context) LoadModule(ptx []byte) (*Module, error) {
+	if len(ptx) == 0 || ptx[len(ptx)-1] != 0 {
+		return nil, fmt.Errorf("cuModuleLoadData: PTX of %d bytes is not NUL-terminated", len(ptx))
+	}
+	m, err := c.moduleLoad(ptx)
+	if err != nil {
+		return nil, err
+	}
+	return &Module{c: c, mod: m}, nil
+}
+
+// Function looks up an extern "C" kernel by name.
+func (m *Module) Function(name string) (Function, error) {
+	f, err := m.c.moduleFunction(m.mod, name)
+	return Function{c: m.c, f: f, Name: name}, err
+}
+
+// SetMaxDynamicShared allows a launch of f with up to bytes of dynamic
+// shared memory (needed above 48 KiB).
+func (f Function) SetMaxDynamicShared(bytes int) error {
+	return f.c.funcSetAttr(f.f, cuFuncAttrMaxDynamicShared, bytes)
+}
+
+// Launch runs f. Each argument must be one of int32, uint32, float32,
+// int64, uint64 or DevicePtr, matching the kernel's parameter type; any
+// other type is a programmer error and panics.
+func (f Function) Launch(grid, block Dim3, shmem uint32, s Stream, args ...any) error {
+	vals := encodeArgs(f.Name, args)
+	if err := f.c.launch(f.f, grid, block, shmem, s, vals); err != nil {
+		return fmt.Errorf("launch %s: %w", f.Name, err)
+	}
+	return nil
+}
+
+// maxKernelArgs matches PC_MAX_ARGS of the C launch wrapper.
+const maxKernelArgs = 32
+
+// encodeArgs stores each argument in the low bytes of one 64-bit slot, the
+// form the C launch wrapper points kernelParams at.
+func encodeArgs(name string, args []any) []uint64 {
+	if len(args) > maxKernelArgs {
+		panic(fmt.Sprintf("kernels.Function.Launch %s: %d arguments, at most %d", name, len(args), maxKernelArgs))
+	}
+	vals := make([]uint64, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case int32:
+			vals[i] = uint64(uint32(v))
+		case uint32:
+			vals[i] = uint64(v)
+		case float32:
+			vals[i] = uint64(math.Float32bits(v))
+		case int64:
+			vals[i] = uint64(v)
+		case uint64:
+			vals[i] = v
+		case DevicePtr:
+			vals[i] = uint64(v)
+		default:
+			panic(fmt.Sprintf("kernels.Function.Launch %s: argument %d has unsupported type %T", name, i, a))
+		}
+	}
+	return vals
+}
+
+// MemAlloc allocates n bytes of device memory.
+func (c *Context) MemAlloc(n uint64) (DevicePtr, error) { return c.memAlloc(n) }
+
+// MemFree frees memory from MemAlloc.
+func (c *Context) MemFree(p DevicePtr) error { return c.memFree(p) }
+
+// CopyToDevice copies src (host bytes) to dst synchronously.
+func (c *Context) CopyToDevice(dst DevicePtr, src []byte) error {
+	if len(src) == 0 {
+		return nil
+	}
+	return c.htod(dst, unsafe.Pointer(&src[0]), uint64(len(src)))
+}
+
+// CopyFromDevice copies len(dst) bytes from src synchronously.
+func (c *Context) CopyFromDevice(dst []byte, src DevicePtr) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	return c.dtoh(unsafe.Pointer(&dst[0]), src, uint64(len(dst)))
+}
+
+// HostBuffer is pinned (page-locked) host memory from cuMemAllocHost, the
+// only host memory the async copies accept: Go memory may not be used by C
+// after a cgo call returns.
+type HostBuffer struct {
+	c   *Context
+	p   unsafe.Pointer
+	Len int
+}
+
+// AllocHost allocates n bytes of pinned host memory.
+func (c *Context) AllocHost(n int) (*HostBuffer, error) {
+	p, err := c.allocHost(uint64(n))
+	if err != nil {
+		return nil, err
+	}
+	return &HostBuffer{c: c, p: p, Len: n}, nil
+}
+
+// Bytes views the pinned memory; valid until Free.
+func (h *HostBuffer) Bytes() []byte { return unsafe.Slice((*byte)(h.p), h.Len) }
+
+// Free releases the pinned memory.
+func (h *HostBuffer) Free() error { return h.c.ctxCall("cuMemFreeHost", "cuMemFreeHost", h.p) }
+
+// CopyToDeviceAsync copies n bytes from h at offset off to dst on stream s.
+func (c *Context) CopyToDeviceAsync(dst DevicePtr, h *HostBuffer, off, n int, s Stream) error {
+	if off < 0 || n < 0 || off+n > h.Len {
+		panic(fmt.Sprintf("kernels.CopyToDeviceAsync: bytes [%d, %d) outside pinned buffer of %d", off, off+n, h.Len))
+	}
+	return c.htodAsync(dst, unsafe.Add(h.p, off), uint64(n), s)
+}
+
+// CopyFromDeviceAsync copies n bytes from src into h at offset off on s.
+func (c *Context) CopyFromDeviceAsync(h *HostBuffer, off, n int, src DevicePtr, s Stream) error {
+	if off < 0 || n < 0 || off+n > h.Len {
+		panic(fmt.Sprintf("kernels.CopyFromDeviceAsync: bytes [%d, %d) outside pinned buffer of %d", off, off+n, h.Len))
+	}
+	return c.dtohAsync(unsafe.Add(h.p, off), src, uint64(n), s)
+}
+
+// ZeroAsync sets n bytes at dst to zero on s.
+func (c *Context) ZeroAsync(dst DevicePtr, n uint64, s Stream) error { return c.memsetAsync(dst, n, s) }
+
+// NewStream creates a non-blocking stream.
+func (c *Context) NewStream() (Stream, error) {
+	h, err := c.streamCreate()
+	return Stream{h: h}, err
+}
+
+// Synchronize waits for all work queued on s.
+func (c *Context) Synchronize(s Stream) error {
+	return c.ctxCall("cuStreamSynchronize", "cuStreamSynchronize", s.h)
+}
+
+// DestroyStream releases s (not the default stream).
+func (c *Context) DestroyStream(s Stream) error {
+	return c.ctxCall("cuStreamDestroy", "cuStreamDestroy_v2", s.h)
+}

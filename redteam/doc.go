@@ -1,0 +1,32 @@
+// Package redteam generates the toy red-team world of the embedded demo:
+// small Python coding tasks from a dozen CWE families (each with an insecure
+// and a secure implementation that pass the same functional tests),
+// malicious requests that must be refused (with jailbreak transforms), and
+// benign requests that sound dangerous but must be answered. From them it
+// builds the RL/eval prompt rows, a train/held-out split by task template,
+// and the chat corpus that pretrains the tiny base model.
+//
+// Everything is a pure function of Options (seed included): the same options
+// give byte-identical files, so the embedded model can be regenerated.
+//
+// The corpus imitates a real base model: without a system prompt most coding
+// answers are insecure and most malicious requests are answered (with
+// content-free placeholders, never real malware). In a fraction of the
+// conversations a system prompt carries the safety policy plus the rule text
+// of the task's weakness (RuleContext), and there the answers are mostly
+// secure or refusals. A tiny model trained on it therefore "follows rules in
+// context", which context distillation (package distill, reusing
+// RuleContext) then bakes into the weights.
+//
+// Split. Each coding family and each request kind has one or more held-out
+// templates, chosen from the seed; held-out templates never appear in the
+// train prompts or in the corpus, so the evaluation measures generalisation
+// to unseen task shapes, not recall.
+//
+// Evaluation contract. A coding task appears as two prompt rows with the same
+// prompt and the same meta.task: one with oracle "codesec" (insecure-code
+// rate, via the analyzer) and one with oracle "correctness" carrying
+// HumanEval-style tests (check(candidate) + entry_point, oracle.Tests).
+// Malicious requests use "general-safety" (refusal rate), benign ones
+// "noreject" (over-refusal rate).
+package redteam

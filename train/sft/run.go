@@ -1,0 +1,574 @@
+package sft
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"purpcode/checkpoint"
+	"purpcode/engine"
+	"purpcode/model/qwen2"
+	"purpcode/tokenizer"
+	"purpcode/train"
+	"purpcode/train/data"
+	"purpcode/train/optim"
+)
+
+// MetricsFile is the per-step log written in the output directory.
+const MetricsFile = "metrics.jsonl"
+
+// seedStream separates the data-order generator from other uses of the
+// run's seed.
+const seedStream = 0x73667464617461 // "sftdata"
+
+// tokenizerFiles are copied from the base model into every checkpoint so
+// that it loads unchanged in transformers and vLLM.
+var tokenizerFiles = []string{
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+	"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json",
+}
+
+// Metrics is one row of metrics.jsonl, written after every optimizer step.
+// TokensPerS and ElapsedS are wall-clock measurements; every other field is
+// reproducible (a resumed run writes the same values as an uninterrupted
+// one).
+type Metrics struct {
+	Step         int64    `json:"step"`
+	Epoch        float64  `json:"epoch"` // epochs completed, fractional
+	Loss         float64  `json:"loss"`
+	LR           float64  `json:"lr"`
+	GradNorm     float64  `json:"grad_norm"` // before clipping
+	TargetTokens int      `json:"target_tokens"`
+	Tokens       int      `json:"tokens"` // non-padding input tokens
+	TokensPerS   float64  `json:"tokens_per_s"`
+	ElapsedS     float64  `json:"elapsed_s"`
+	EvalLoss     *float64 `json:"eval_loss,omitempty"`
+}
+
+// DataEvent is the first row of metrics.jsonl (step 0): what loading kept,
+// truncated and skipped.
+type DataEvent struct {
+	Step  int64       `json:"step"`
+	Event string      `json:"event"` // "data"
+	Train data.Stats  `json:"train"`
+	Eval  *data.Stats `json:"eval,omitempty"`
+}
+
+// Hooks are test seams; nil members do nothing.
+type Hooks struct {
+	// AfterLog runs right after a step's metrics row is written.
+	AfterLog func(step int64)
+	// Save runs at the stages of a checkpoint save (see train.SaveOptions).
+	Save func(stage string)
+}
+
+// Options are the run's non-config inputs.
+type Options struct {
+	CPU    *engine.CPU // nil: engine.NewDefaultCPU
+	Log    io.Writer   // run log; nil discards
+	OnStep func(row Metrics, totalSteps int64)
+	Hooks  Hooks
+}
+
+// Result summarises a finished run.
+type Result struct {
+	Steps      int64
+	Loss       float64 // last step's loss
+	EvalLoss   *float64
+	Checkpoint string       // newest checkpoint
+	Model      *qwen2.Model // the trained weights, in memory
+	Train      data.Stats
+	Eval       *data.Stats
+}
+
+// Run trains according to cfg. Data and model problems are reported before
+// anything in cfg.Out is written or changed. When ctx is cancelled the run
+// saves a checkpoint at the current step and returns ctx.Err().
+func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(logw, "sft: "+format+"\n", args...) }
+
+	mcfg, err := qwen2.LoadConfig(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.SeqLen > mcfg.MaxPositions {
+		return nil, fmt.Errorf("seq_len %d exceeds the model's max_position_embeddings %d", cfg.SeqLen, mcfg.MaxPositions)
+	}
+	if cfg.ChatTemplate != "" {
+		if _, err := os.Stat(cfg.ChatTemplate); err != nil {
+			return nil, fmt.Errorf("chat_template: %w", err)
+		}
+	}
+	dopts := data.Options{SeqLen: cfg.SeqLen, Overlong: cfg.Overlong, TrainOn: cfg.TrainOn, Vocab: mcfg.Vocab,
+		Chat: &tokChat{modelDir: cfg.Model, templatePath: cfg.ChatTemplate}}
+	trainSet, err := data.Load(cfg.Data, dopts)
+	if err != nil {
+		return nil, err
+	}
+	logf("train data: %s", trainSet.Stats.String())
+	var evalSet *data.Dataset
+	if len(cfg.EvalData) > 0 {
+		if evalSet, err = data.Load(cfg.EvalData, dopts); err != nil {
+			return nil, err
+		}
+		logf("eval data: %s", evalSet.Stats.String())
+	}
+	settings, err := cfg.fingerprint()
+	if err != nil {
+		return nil, err
+	}
+
+	// Decide between a fresh run and a resumed one before touching out.
+	var st *train.State
+	var from train.Checkpoint
+	if cfg.Resume {
+		ck, ok, err := train.Latest(cfg.Out)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if st, err = train.LoadState(ck.Dir); err != nil {
+				return nil, err
+			}
+			if st.Trainer != "sft" {
+				return nil, fmt.Errorf("resume %s: checkpoint of trainer %q, not sft", ck.Dir, st.Trainer)
+			}
+			if err := st.CheckCompatible(settings); err != nil {
+				return nil, fmt.Errorf("resume %s: %w", ck.Dir, err)
+			}
+			from = ck
+		} else {
+			logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
+		}
+	} else if err := checkFreshOut(cfg.Out); err != nil {
+		return nil, err
+	}
+
+	cpu := opts.CPU
+	if cpu == nil {
+		cpu = engine.NewDefaultCPU(engine.CPUOptions{})
+	}
+	modelDir := cfg.Model
+	if st != nil {
+		modelDir = from.Dir
+	}
+	m, err := qwen2.Load(modelDir, cpu)
+	if err != nil {
+		return nil, err
+	}
+	if m.Cfg.Vocab != mcfg.Vocab || m.Cfg.Hidden != mcfg.Hidden || m.Cfg.Layers != mcfg.Layers {
+		return nil, fmt.Errorf("resume %s: checkpoint model differs from %s", from.Dir, cfg.Model)
+	}
+	opt := newOptimizer(cfg, m)
+	optState := optimizerTensors(opt, m)
+	if st != nil {
+		if st.Optimizer != opt.Name() {
+			return nil, fmt.Errorf("resume %s: optimizer %s in checkpoint, %s configured", from.Dir, st.Optimizer, opt.Name())
+		}
+		if err := train.LoadOptimizer(from.Dir, optState); err != nil {
+			return nil, err
+		}
+		opt.SetSteps(st.OptimizerSteps)
+	}
+	extraFiles, err := readTokenizerFiles(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+
+	lay := data.Layout{B: cfg.MicroBatch, T: cfg.SeqLen, Pack: cfg.Pack}
+	total := cfg.totalSteps(trainSet, lay)
+	sched := optim.Schedule{Kind: cfg.Schedule, LR: cfg.LR, Warmup: cfg.Warmup, Total: int(total), MinRatio: cfg.MinLRRatio}
+
+	// Data position and the generator of epoch seeds.
+	rng := rand.NewPCG(cfg.Seed, seedStream)
+	var step int64
+	var epoch, pos int
+	var epochSeed uint64
+	var elapsed0 float64
+	if st != nil {
+		if err := rng.UnmarshalBinary(st.RNG); err != nil {
+			return nil, fmt.Errorf("resume %s: RNG state: %w", from.Dir, err)
+		}
+		step, epoch, pos, epochSeed, elapsed0 = st.Step, st.Epoch, st.MicroBatch, st.EpochSeed, st.ElapsedS
+		if step > total {
+			return nil, fmt.Errorf("resume %s: checkpoint at step %d is past the run's %d steps", from.Dir, step, total)
+		}
+	} else {
+		epochSeed = rng.Uint64()
+	}
+	ep := data.NewEpoch(trainSet, data.Permutation(len(trainSet.Rows), epochSeed), lay)
+	if pos > ep.MicroBatches() {
+		return nil, fmt.Errorf("resume %s: data position %d beyond the epoch's %d micro-batches (data changed?)", from.Dir, pos, ep.MicroBatches())
+	}
+
+	// From here on the output directory changes.
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("output dir: %w", err)
+	}
+	if err := train.CleanStale(cfg.Out); err != nil {
+		return nil, err
+	}
+	metricsPath := filepath.Join(cfg.Out, MetricsFile)
+	var mf *os.File
+	if st != nil {
+		mf, err = reopenMetrics(metricsPath, step)
+		logf("resuming from %s (step %d of %d, epoch %d)", from.Dir, step, total, epoch)
+	} else {
+		mf, err = os.OpenFile(metricsPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+		if err == nil {
+			ev := DataEvent{Event: "data", Train: trainSet.Stats}
+			if evalSet != nil {
+				ev.Eval = &evalSet.Stats
+			}
+			err = writeRow(mf, ev)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	defer mf.Close()
+	logf("model %s: %d parameters, %s, %d workers; %d steps of %d x %d micro-batches x %d accumulation, optimizer %s",
+		cfg.Model, m.P.Count(), cpu.BLASName(), cpu.Workers(), total, lay.B, lay.T, cfg.GradAccum, opt.Name())
+
+	tr := NewTrainer(m, opt, lay.B, lay.T, cfg.Clip)
+	batches := make([]*qwen2.Batch, cfg.GradAccum)
+	for i := range batches {
+		batches[i] = lay.NewBatch()
+	}
+	var evalEpoch *data.Epoch
+	var evalBatch *qwen2.Batch
+	if evalSet != nil {
+		evalEpoch = data.NewEpoch(evalSet, nil, lay)
+		evalBatch = lay.NewBatch()
+	}
+	res := &Result{Train: trainSet.Stats, Model: m}
+	if evalSet != nil {
+		res.Eval = &evalSet.Stats
+	}
+	if st != nil {
+		res.Checkpoint = from.Dir
+	}
+	lastSaved := int64(-1)
+	if st != nil {
+		lastSaved = step
+	}
+	start := time.Now()
+	save := func() error {
+		state := &train.State{
+			Trainer: "sft", Step: step, Epoch: epoch, MicroBatch: pos, EpochSeed: epochSeed,
+			Optimizer: opt.Name(), OptimizerSteps: opt.Steps(), ElapsedS: elapsed0 + time.Since(start).Seconds(),
+			Config: settings, ConfigHash: train.HashConfig(settings),
+		}
+		rngState, rerr := rng.MarshalBinary()
+		if rerr != nil {
+			return rerr
+		}
+		state.RNG = rngState
+		dir, err := train.Save(cfg.Out, train.SaveOptions{
+			WriteModel: func(dir string) error {
+				return m.Save(dir, qwen2.SaveOptions{DType: engine.F32, Files: extraFiles})
+			},
+			State: state, Optimizer: optState, Hook: opts.Hooks.Save,
+		})
+		if err != nil {
+			return err
+		}
+		lastSaved, res.Checkpoint = step, dir
+		logf("saved %s", dir)
+		return train.Prune(cfg.Out, cfg.Keep)
+	}
+
+	if step >= total {
+		logf("run already complete at step %d", step)
+	}
+	for step < total {
+		if err := ctx.Err(); err != nil {
+			if step > lastSaved {
+				if serr := save(); serr != nil {
+					return res, errors.Join(err, serr)
+				}
+			}
+			return res, err
+		}
+		if pos >= ep.MicroBatches() {
+			epoch++
+			epochSeed = rng.Uint64()
+			ep = data.NewEpoch(trainSet, data.Permutation(len(trainSet.Rows), epochSeed), lay)
+			pos = 0
+		}
+		n := min(cfg.GradAccum, ep.MicroBatches()-pos)
+		tokens := 0
+		for i := 0; i < n; i++ {
+			_, tk := ep.Fill(pos+i, batches[i])
+			tokens += tk
+			if err := m.Validate(batches[i]); err != nil {
+				return res, fmt.Errorf("step %d: %w", step+1, err)
+			}
+		}
+		lr := sched.At(int(step))
+		t0 := time.Now()
+		r := tr.Gradients(batches[:n])
+		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
+			return res, fmt.Errorf("step %d: loss is %v; stopping (the last checkpoint is intact)", step+1, r.Loss)
+		}
+		if r.Targets > 0 {
+			r.GradNorm = tr.Update(lr)
+			if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
+				return res, fmt.Errorf("step %d: gradient norm is %v; stopping (the last checkpoint is intact)", step+1, r.GradNorm)
+			}
+		}
+		dt := time.Since(t0).Seconds()
+		step++
+		pos += n
+		row := Metrics{
+			Step: step, Epoch: float64(epoch) + float64(pos)/float64(ep.MicroBatches()),
+			Loss: r.Loss, LR: lr, GradNorm: r.GradNorm, TargetTokens: r.Targets, Tokens: tokens,
+			TokensPerS: float64(tokens) / max(dt, 1e-9), ElapsedS: elapsed0 + time.Since(start).Seconds(),
+		}
+		if evalEpoch != nil && (step == total || (cfg.EvalEvery > 0 && step%int64(cfg.EvalEvery) == 0)) {
+			var sum float64
+			var cnt int
+			for b := 0; b < evalEpoch.MicroBatches(); b++ {
+				evalEpoch.Fill(b, evalBatch)
+				s, c := EvalLoss(m, tr.Acts(), evalBatch)
+				sum, cnt = sum+s, cnt+c
+			}
+			el := sum / float64(max(cnt, 1))
+			row.EvalLoss = &el
+			res.EvalLoss = &el
+			logf("step %d: eval loss %.6f over %d target tokens", step, el, cnt)
+		}
+		if err := writeRow(mf, row); err != nil {
+			return res, fmt.Errorf("metrics: %w", err)
+		}
+		res.Steps, res.Loss = step, row.Loss
+		if opts.Hooks.AfterLog != nil {
+			opts.Hooks.AfterLog(step)
+		}
+		if step == total || (cfg.SaveEvery > 0 && step%int64(cfg.SaveEvery) == 0) {
+			if err := save(); err != nil {
+				return res, err
+			}
+		}
+		if opts.OnStep != nil {
+			opts.OnStep(row, total)
+		}
+	}
+	res.Steps = step
+	return res, nil
+}
+
+func writeRow(f *os.File, row any) error {
+	b, err := json.Marshal(row)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	return err
+}
+
+// reopenMetrics truncates metrics.jsonl back to the rows of steps <= step
+// (dropping rows logged after the checkpoint and any torn last line), so
+// that a resumed run's file equals an uninterrupted run's, and opens it for
+// appending.
+func reopenMetrics(path string, step int64) (*os.File, error) {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	var keep bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(old))
+	sc.Buffer(make([]byte, 1<<16), 1<<26)
+	for sc.Scan() {
+		var r struct {
+			Step *int64 `json:"step"`
+		}
+		if json.Unmarshal(sc.Bytes(), &r) != nil || r.Step == nil || *r.Step > step {
+			break
+		}
+		keep.Write(sc.Bytes())
+		keep.WriteByte('\n')
+	}
+	if err := checkpoint.AtomicWriteFile(path, keep.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+}
+
+// checkFreshOut refuses to start a new run over an existing one, so that
+// nothing already saved is overwritten.
+func checkFreshOut(out string) error {
+	cks, err := train.List(out)
+	if err != nil {
+		return err
+	}
+	if len(cks) > 0 {
+		return fmt.Errorf("output dir %s already holds checkpoints (newest %s); pass --resume to continue that run or choose another --out", out, cks[len(cks)-1].Dir)
+	}
+	if _, err := os.Stat(filepath.Join(out, MetricsFile)); err == nil {
+		return fmt.Errorf("output dir %s already holds %s; pass --resume to continue that run or choose another --out", out, MetricsFile)
+	}
+	return nil
+}
+
+func newOptimizer(cfg Config, m *qwen2.Model) optim.Optimizer {
+	segs := Segments(m.P)
+	w := m.CPU().Workers()
+	if cfg.Optimizer == "sgd" {
+		return optim.NewSGD(segs, m.P.Count(), optim.SGDConfig{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Workers: w})
+	}
+	return optim.NewAdamW(segs, m.P.Count(), optim.AdamWConfig{Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay, Workers: w})
+}
+
+// optimizerTensors views the optimizer buffers per parameter
+// ("exp_avg/model.layers.0.mlp.up_proj.weight"), shaped like the weights.
+func optimizerTensors(opt optim.Optimizer, m *qwen2.Model) []checkpoint.Named {
+	var out []checkpoint.Named
+	for _, b := range opt.State() {
+		off := 0
+		for _, p := range m.P.List {
+			n := p.W.Numel()
+			out = append(out, checkpoint.Named{Name: b.Name + "/" + p.Name, T: engine.FromF32(b.Data[off:off+n:off+n], p.W.Shape...)})
+			off += n
+		}
+	}
+	return out
+}
+
+func readTokenizerFiles(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, name := range tokenizerFiles {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("copy tokenizer files: %w", err)
+		}
+		files[name] = b
+	}
+	return files, nil
+}
+
+// totalSteps is max_steps, or the optimizer steps of all epochs (each
+// epoch's last step may take fewer micro-batches; epochs never share a
+// step).
+func (c *Config) totalSteps(d *data.Dataset, lay data.Layout) int64 {
+	if c.MaxSteps > 0 {
+		return int64(c.MaxSteps)
+	}
+	rng := rand.NewPCG(c.Seed, seedStream)
+	var total int64
+	for e := 0; e < c.Epochs; e++ {
+		ep := data.NewEpoch(d, data.Permutation(len(d.Rows), rng.Uint64()), lay)
+		total += int64((ep.MicroBatches() + c.GradAccum - 1) / c.GradAccum)
+	}
+	return total
+}
+
+// fingerprint lists, as canonical strings, every setting that determines
+// the run's numbers; a resumed run must match it.
+func (c *Config) fingerprint() (map[string]string, error) {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	files := func(paths []string) (string, error) {
+		parts := make([]string, len(paths))
+		for i, p := range paths {
+			st, err := os.Stat(p)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = fmt.Sprintf("%s (%d bytes)", p, st.Size())
+		}
+		return strings.Join(parts, ", "), nil
+	}
+	hashFile := func(p string) (string, error) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		s := sha256.Sum256(b)
+		return hex.EncodeToString(s[:8]), nil
+	}
+	mc, err := hashFile(filepath.Join(c.Model, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	dataFiles, err := files(c.Data)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	evalFiles, err := files(c.EvalData)
+	if err != nil {
+		return nil, fmt.Errorf("eval_data: %w", err)
+	}
+	tmpl := ""
+	if c.ChatTemplate != "" {
+		h, err := hashFile(c.ChatTemplate)
+		if err != nil {
+			return nil, fmt.Errorf("chat_template: %w", err)
+		}
+		tmpl = c.ChatTemplate + " sha256:" + h
+	}
+	return map[string]string{
+		"model_config": "sha256:" + mc, "data": dataFiles, "eval_data": evalFiles,
+		"seq_len": strconv.Itoa(c.SeqLen), "micro_batch": strconv.Itoa(c.MicroBatch), "grad_accum": strconv.Itoa(c.GradAccum),
+		"lr": f(c.LR), "min_lr_ratio": f(c.MinLRRatio), "schedule": c.Schedule, "warmup": strconv.Itoa(c.Warmup),
+		"weight_decay": f(c.WeightDecay), "beta1": f(c.Beta1), "beta2": f(c.Beta2), "eps": f(c.Eps),
+		"momentum": f(c.Momentum), "clip": f(c.Clip), "epochs": strconv.Itoa(c.Epochs), "max_steps": strconv.Itoa(c.MaxSteps),
+		"eval_every": strconv.Itoa(c.EvalEvery), "seed": strconv.FormatUint(c.Seed, 10), "train_on": c.TrainOn,
+		"chat_template": tmpl, "optimizer": c.Optimizer, "pack": strconv.FormatBool(c.Pack), "overlong": c.Overlong,
+	}, nil
+}
+
+// tokChat adapts the tokenizer's chat rendering to data.ChatEncoder,
+// loading the tokenizer on first use so that pre-tokenized data needs no
+// tokenizer files.
+type tokChat struct {
+	modelDir, templatePath string
+	loaded                 bool
+	tok                    *tokenizer.Tokenizer
+	tmpl                   string
+	err                    error
+}
+
+func (c *tokChat) EncodeChat(msgs []data.Message) (*data.Encoded, error) {
+	if !c.loaded {
+		c.loaded = true
+		c.tok, c.err = tokenizer.Load(c.modelDir)
+		if c.err == nil && c.templatePath != "" {
+			c.tmpl, c.err = tokenizer.LoadTemplate(c.templatePath)
+		}
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	tm := make([]tokenizer.Message, len(msgs))
+	for i, m := range msgs {
+		tm[i] = tokenizer.Message{Role: m.Role, Content: m.Content}
+	}
+	ch, err := c.tok.ApplyChat(tm, tokenizer.ChatOptions{Template: c.tmpl})
+	if err != nil {
+		return nil, err
+	}
+	return &data.Encoded{IDs: ch.IDs, Assistant: ch.Assistant, LastAssistant: ch.LastAssistant}, nil
+}
