@@ -1,12 +1,9 @@
 package sft
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"purpcode/checkpoint"
 	"purpcode/engine"
 	"purpcode/model/qwen2"
 	"purpcode/tokenizer"
@@ -33,13 +29,6 @@ const MetricsFile = "metrics.jsonl"
 // seedStream separates the data-order generator from other uses of the
 // run's seed.
 const seedStream = 0x73667464617461 // "sftdata"
-
-// tokenizerFiles are copied from the base model into every checkpoint so
-// that it loads unchanged in transformers and vLLM.
-var tokenizerFiles = []string{
-	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
-	"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json",
-}
 
 // Metrics is one row of metrics.jsonl, written after every optimizer step.
 // TokensPerS and ElapsedS are wall-clock measurements; every other field is
@@ -160,7 +149,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		} else {
 			logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
 		}
-	} else if err := checkFreshOut(cfg.Out); err != nil {
+	} else if err := train.CheckFreshOut(cfg.Out, MetricsFile); err != nil {
 		return nil, err
 	}
 
@@ -179,8 +168,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if m.Cfg.Vocab != mcfg.Vocab || m.Cfg.Hidden != mcfg.Hidden || m.Cfg.Layers != mcfg.Layers {
 		return nil, fmt.Errorf("resume %s: checkpoint model differs from %s", from.Dir, cfg.Model)
 	}
-	opt := newOptimizer(cfg, m)
-	optState := optimizerTensors(opt, m)
+	opt := train.NewOptimizer(cfg.optimizerConfig(), m)
+	optState := train.OptimizerTensors(opt, m)
 	if st != nil {
 		if st.Optimizer != opt.Name() {
 			return nil, fmt.Errorf("resume %s: optimizer %s in checkpoint, %s configured", from.Dir, st.Optimizer, opt.Name())
@@ -190,7 +179,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		}
 		opt.SetSteps(st.OptimizerSteps)
 	}
-	extraFiles, err := readTokenizerFiles(cfg.Model)
+	extraFiles, err := train.ReadTokenizerFiles(cfg.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +220,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	metricsPath := filepath.Join(cfg.Out, MetricsFile)
 	var mf *os.File
 	if st != nil {
-		mf, err = reopenMetrics(metricsPath, step)
+		mf, err = train.ReopenMetrics(metricsPath, step)
 		logf("resuming from %s (step %d of %d, epoch %d)", from.Dir, step, total, epoch)
 	} else {
 		mf, err = os.OpenFile(metricsPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
@@ -240,7 +229,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			if evalSet != nil {
 				ev.Eval = &evalSet.Stats
 			}
-			err = writeRow(mf, ev)
+			err = train.WriteMetricsRow(mf, ev)
 		}
 	}
 	if err != nil {
@@ -358,7 +347,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			res.EvalLoss = &el
 			logf("step %d: eval loss %.6f over %d target tokens", step, el, cnt)
 		}
-		if err := writeRow(mf, row); err != nil {
+		if err := train.WriteMetricsRow(mf, row); err != nil {
 			return res, fmt.Errorf("metrics: %w", err)
 		}
 		res.Steps, res.Loss = step, row.Loss
@@ -376,98 +365,6 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	res.Steps = step
 	return res, nil
-}
-
-func writeRow(f *os.File, row any) error {
-	b, err := json.Marshal(row)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	return err
-}
-
-// reopenMetrics truncates metrics.jsonl back to the rows of steps <= step
-// (dropping rows logged after the checkpoint and any torn last line), so
-// that a resumed run's file equals an uninterrupted run's, and opens it for
-// appending.
-func reopenMetrics(path string, step int64) (*os.File, error) {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return nil, err
-	}
-	var keep bytes.Buffer
-	sc := bufio.NewScanner(bytes.NewReader(old))
-	sc.Buffer(make([]byte, 1<<16), 1<<26)
-	for sc.Scan() {
-		var r struct {
-			Step *int64 `json:"step"`
-		}
-		if json.Unmarshal(sc.Bytes(), &r) != nil || r.Step == nil || *r.Step > step {
-			break
-		}
-		keep.Write(sc.Bytes())
-		keep.WriteByte('\n')
-	}
-	if err := checkpoint.AtomicWriteFile(path, keep.Bytes(), 0o644); err != nil {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
-}
-
-// checkFreshOut refuses to start a new run over an existing one, so that
-// nothing already saved is overwritten.
-func checkFreshOut(out string) error {
-	cks, err := train.List(out)
-	if err != nil {
-		return err
-	}
-	if len(cks) > 0 {
-		return fmt.Errorf("output dir %s already holds checkpoints (newest %s); pass --resume to continue that run or choose another --out", out, cks[len(cks)-1].Dir)
-	}
-	if _, err := os.Stat(filepath.Join(out, MetricsFile)); err == nil {
-		return fmt.Errorf("output dir %s already holds %s; pass --resume to continue that run or choose another --out", out, MetricsFile)
-	}
-	return nil
-}
-
-func newOptimizer(cfg Config, m *qwen2.Model) optim.Optimizer {
-	segs := Segments(m.P)
-	w := m.CPU().Workers()
-	if cfg.Optimizer == "sgd" {
-		return optim.NewSGD(segs, m.P.Count(), optim.SGDConfig{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Workers: w})
-	}
-	return optim.NewAdamW(segs, m.P.Count(), optim.AdamWConfig{Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay, Workers: w})
-}
-
-// optimizerTensors views the optimizer buffers per parameter
-// ("exp_avg/model.layers.0.mlp.up_proj.weight"), shaped like the weights.
-func optimizerTensors(opt optim.Optimizer, m *qwen2.Model) []checkpoint.Named {
-	var out []checkpoint.Named
-	for _, b := range opt.State() {
-		off := 0
-		for _, p := range m.P.List {
-			n := p.W.Numel()
-			out = append(out, checkpoint.Named{Name: b.Name + "/" + p.Name, T: engine.FromF32(b.Data[off:off+n:off+n], p.W.Shape...)})
-			off += n
-		}
-	}
-	return out
-}
-
-func readTokenizerFiles(dir string) (map[string][]byte, error) {
-	files := map[string][]byte{}
-	for _, name := range tokenizerFiles {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if os.IsNotExist(err) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("copy tokenizer files: %w", err)
-		}
-		files[name] = b
-	}
-	return files, nil
 }
 
 // totalSteps is max_steps, or the optimizer steps of all epochs (each
@@ -571,4 +468,8 @@ func (c *tokChat) EncodeChat(msgs []data.Message) (*data.Encoded, error) {
 		return nil, err
 	}
 	return &data.Encoded{IDs: ch.IDs, Assistant: ch.Assistant, LastAssistant: ch.LastAssistant}, nil
+}
+
+func (c *Config) optimizerConfig() train.OptimizerConfig {
+	return train.OptimizerConfig{Name: c.Optimizer, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay, Momentum: c.Momentum}
 }

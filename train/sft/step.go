@@ -6,19 +6,6 @@ import (
 	"purpcode/train/optim"
 )
 
-// Segments describes a model's parameters inside Params.Flat for the
-// optimizers.
-func Segments(ps *qwen2.Params) []optim.Segment {
-	segs := make([]optim.Segment, len(ps.List))
-	off := 0
-	for i, p := range ps.List {
-		n := p.W.Numel()
-		segs[i] = optim.Segment{Name: p.Name, Off: off, N: n, Decay: p.Decay}
-		off += n
-	}
-	return segs
-}
-
 // CountTargets is the number of positions of b that carry a loss.
 func CountTargets(b *qwen2.Batch) int {
 	n := 0

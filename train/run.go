@@ -1,0 +1,138 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"purpcode/checkpoint"
+	"purpcode/engine"
+	"purpcode/model/qwen2"
+	"purpcode/train/optim"
+)
+
+// tokenizerFiles are copied from the base model into every checkpoint so
+// that it loads unchanged in transformers and vLLM.
+var tokenizerFiles = []string{
+	"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
+	"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json",
+}
+
+// WriteMetricsRow appends one JSON line.
+func WriteMetricsRow(f *os.File, row any) error {
+	b, err := json.Marshal(row)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	return err
+}
+
+// ReopenMetrics truncates metrics.jsonl back to the rows of steps <= step
+// (dropping rows logged after the checkpoint and any torn last line), so
+// that a resumed run's file equals an uninterrupted run's, and opens it for
+// appending.
+func ReopenMetrics(path string, step int64) (*os.File, error) {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	var keep bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(old))
+	sc.Buffer(make([]byte, 1<<16), 1<<26)
+	for sc.Scan() {
+		var r struct {
+			Step *int64 `json:"step"`
+		}
+		if json.Unmarshal(sc.Bytes(), &r) != nil || r.Step == nil || *r.Step > step {
+			break
+		}
+		keep.Write(sc.Bytes())
+		keep.WriteByte('\n')
+	}
+	if err := checkpoint.AtomicWriteFile(path, keep.Bytes(), 0o644); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o644)
+}
+
+// CheckFreshOut refuses to start a new run over an existing one, so that
+// nothing already saved is overwritten.
+func CheckFreshOut(out, metricsFile string) error {
+	cks, err := List(out)
+	if err != nil {
+		return err
+	}
+	if len(cks) > 0 {
+		return fmt.Errorf("output dir %s already holds checkpoints (newest %s); pass --resume to continue that run or choose another --out", out, cks[len(cks)-1].Dir)
+	}
+	if _, err := os.Stat(filepath.Join(out, metricsFile)); err == nil {
+		return fmt.Errorf("output dir %s already holds %s; pass --resume to continue that run or choose another --out", out, metricsFile)
+	}
+	return nil
+}
+
+// OptimizerConfig selects and configures the optimizer of a run.
+type OptimizerConfig struct {
+	Name                  string // adamw | sgd
+	Beta1, Beta2, Eps     float64
+	WeightDecay, Momentum float64
+}
+
+// NewOptimizer builds the configured optimizer over m's parameters.
+func NewOptimizer(cfg OptimizerConfig, m *qwen2.Model) optim.Optimizer {
+	segs := Segments(m.P)
+	w := m.CPU().Workers()
+	if cfg.Name == "sgd" {
+		return optim.NewSGD(segs, m.P.Count(), optim.SGDConfig{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Workers: w})
+	}
+	return optim.NewAdamW(segs, m.P.Count(), optim.AdamWConfig{Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay, Workers: w})
+}
+
+// Segments describes a model's parameters inside Params.Flat for the
+// optimizers.
+func Segments(ps *qwen2.Params) []optim.Segment {
+	segs := make([]optim.Segment, len(ps.List))
+	off := 0
+	for i, p := range ps.List {
+		n := p.W.Numel()
+		segs[i] = optim.Segment{Name: p.Name, Off: off, N: n, Decay: p.Decay}
+		off += n
+	}
+	return segs
+}
+
+// OptimizerTensors views the optimizer buffers per parameter
+// ("exp_avg/model.layers.0.mlp.up_proj.weight"), shaped like the weights.
+func OptimizerTensors(opt optim.Optimizer, m *qwen2.Model) []checkpoint.Named {
+	var out []checkpoint.Named
+	for _, b := range opt.State() {
+		off := 0
+		for _, p := range m.P.List {
+			n := p.W.Numel()
+			out = append(out, checkpoint.Named{Name: b.Name + "/" + p.Name, T: engine.FromF32(b.Data[off:off+n:off+n], p.W.Shape...)})
+			off += n
+		}
+	}
+	return out
+}
+
+// ReadTokenizerFiles reads the tokenizer and generation files of a model
+// directory that exist, to copy them into checkpoints.
+func ReadTokenizerFiles(dir string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for _, name := range tokenizerFiles {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if os.IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("copy tokenizer files: %w", err)
+		}
+		files[name] = b
+	}
+	return files, nil
+}
