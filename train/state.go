@@ -47,6 +47,9 @@ type State struct {
 	// canonical strings; ConfigHash fingerprints them.
 	Config     map[string]string `json:"config"`
 	ConfigHash string            `json:"config_hash"`
+	// Extra holds trainer-specific resumable numbers (GRPO: the usable
+	// group fraction that sizes the next step's draw).
+	Extra map[string]float64 `json:"extra,omitempty"`
 }
 
 // HashConfig fingerprints canonical settings (order-independent).

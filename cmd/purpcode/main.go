@@ -22,10 +22,12 @@ func commandTable() []command {
 	return []command{
 		{"version", "print the version and the compute backends found", runVersion},
 		{"sft", "supervised fine-tuning (rule learning stage)", runSFT},
+		{"rl", "GRPO with in-process oracles and single-step dynamic sampling", runRL},
 		{"tokenize", "encode/decode text and chat rows with a tokenizer.json", runTokenize},
 		{"analyze", "static security analysis of Python code (JSON or SARIF)", runAnalyze},
 		{"init", "write a randomly initialised model from a config.json", runInit},
 		{"score", "loss and perplexity of a model on pre-tokenized rows", runScore},
+		{"generate", "sample completions with per-token log-probs", runGenerate},
 		{"reward", "score responses with the in-process oracles", runReward},
 		{"synth", "generate the toy red-team world (prompts, tests, corpus)", runSynth},
 		{"device", "report the CUDA driver, NVRTC and cuBLASLt found, and the devices", runDevice},

@@ -73,8 +73,10 @@ func sftFlags(fs *flag.FlagSet, fl *sft.Config) *string {
 }
 
 // applyFlag copies the field named by a command-line flag from the flag
-// values to cfg, so that only flags given explicitly override the file.
-func applyFlag(cfg, fl *sft.Config, name string) {
+// values fl to cfg (pointers to the same config struct, whose yaml keys are
+// the flag names with underscores), so that only flags given explicitly
+// override the file.
+func applyFlag(cfg, fl any, name string) {
 	key := strings.ReplaceAll(name, "-", "_")
 	dst, src := reflect.ValueOf(cfg).Elem(), reflect.ValueOf(fl).Elem()
 	t := dst.Type()

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"purpcode/train/grpo"
+)
+
+// rlFlags registers the flags of `purpcode rl`, named like the config keys
+// with dashes.
+func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
+	configPath := fs.String("config", "", "YAML run config; flags given on the command line override its values")
+	fs.StringVar(&fl.Model, "model", fl.Model, "Hugging Face model `dir`: the initial policy and the frozen reference")
+	fs.Var(listFlag{&fl.Data}, "data", "RL prompt JSONL `files` {id, messages|prompt, oracle, tests?, meta?}")
+	fs.StringVar(&fl.Out, "out", fl.Out, "output `dir` (metrics.jsonl, checkpoint-STEP/)")
+	fs.StringVar(&fl.SkipIDs, "skip-ids", fl.SkipIDs, "`file` of prompt ids to exclude (one per line; easy tasks from distill)")
+	fs.IntVar(&fl.Steps, "steps", fl.Steps, "optimizer steps")
+	fs.IntVar(&fl.PromptsPerStep, "prompts-per-step", fl.PromptsPerStep, "prompts per step (B)")
+	fs.IntVar(&fl.GroupSize, "group-size", fl.GroupSize, "samples per prompt (n)")
+	fs.StringVar(&fl.Sampling, "sampling", fl.Sampling, "group selection: single-step (PurpCode), dapo (resample until B usable) or none")
+	fs.Float64Var(&fl.MaxRollFactor, "max-roll-factor", fl.MaxRollFactor, "draw at most this many times B prompts per step")
+	fs.Float64Var(&fl.Temperature, "temperature", fl.Temperature, "rollout sampling temperature")
+	fs.Float64Var(&fl.TopP, "top-p", fl.TopP, "rollout nucleus sampling")
+	fs.IntVar(&fl.TopK, "top-k", fl.TopK, "rollout top-k (0: off)")
+	fs.IntVar(&fl.MaxPromptLen, "max-prompt-len", fl.MaxPromptLen, "prompts longer than this many tokens are skipped")
+	fs.IntVar(&fl.MaxResponseLen, "max-response-len", fl.MaxResponseLen, "max new tokens per sample")
+	fs.StringVar(&fl.Prefix, "prefix", fl.Prefix, "assistant prefix prefilled before sampling")
+	fs.IntVar(&fl.RolloutBatch, "rollout-batch", fl.RolloutBatch, "sequences decoding at once")
+	fs.Float64Var(&fl.LR, "lr", fl.LR, "learning rate")
+	fs.StringVar(&fl.Schedule, "schedule", fl.Schedule, "learning-rate schedule: constant, cosine or linear")
+	fs.IntVar(&fl.Warmup, "warmup", fl.Warmup, "warmup optimizer `steps`")
+	fs.Float64Var(&fl.WeightDecay, "weight-decay", fl.WeightDecay, "AdamW decoupled weight decay")
+	fs.Float64Var(&fl.Clip, "clip", fl.Clip, "global gradient-norm limit (0: none)")
+	fs.Float64Var(&fl.ClipLow, "clip-low", fl.ClipLow, "importance-ratio clip below 1 (eps_low)")
+	fs.Float64Var(&fl.ClipHigh, "clip-high", fl.ClipHigh, "importance-ratio clip above 1 (eps_high)")
+	fs.Float64Var(&fl.KLCoef, "kl-coef", fl.KLCoef, "coefficient of the k3 KL loss to the reference (0: no reference model)")
+	fs.Float64Var(&fl.EntropyCoef, "entropy-coef", fl.EntropyCoef, "entropy bonus coefficient")
+	fs.IntVar(&fl.PPOEpochs, "ppo-epochs", fl.PPOEpochs, "passes over each step's samples")
+	fs.IntVar(&fl.MiniBatches, "mini-batches", fl.MiniBatches, "optimizer updates per pass")
+	fs.IntVar(&fl.PackLen, "pack-len", fl.PackLen, "tokens per packed training row (0: max prompt + max response)")
+	fs.Float64Var(&fl.NoCodeScore, "no-code-score", fl.NoCodeScore, "codesec reward for an answer without code")
+	fs.IntVar(&fl.ScoreWorkers, "score-workers", fl.ScoreWorkers, "concurrent oracle calls (0: cores)")
+	fs.Uint64Var(&fl.Seed, "seed", fl.Seed, "seed of prompt order and sampling")
+	fs.IntVar(&fl.SaveEvery, "save-every", fl.SaveEvery, "checkpoint every N steps (and at the end)")
+	fs.IntVar(&fl.Keep, "keep", fl.Keep, "checkpoints to keep (0: all)")
+	fs.BoolVar(&fl.Resume, "resume", fl.Resume, "continue from the newest complete checkpoint in --out")
+	return configPath
+}
+
+// rlConfig builds the run config from defaults, the --config file and the
+// flags given explicitly.
+func rlConfig(args []string, stderr io.Writer) (grpo.Config, *cpuFlags, error) {
+	fs := newFlags("rl", stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: purpcode rl [--config run.yaml] [flags]\n\nGRPO with in-process oracles and single-step dynamic sampling; writes metrics.jsonl and checkpoint-STEP/ dirs to --out.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	fl := grpo.DefaultConfig()
+	configPath := rlFlags(fs, &fl)
+	cpu := addCPUFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return grpo.Config{}, nil, err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "purpcode rl: unexpected argument %q\n", fs.Arg(0))
+		return grpo.Config{}, nil, errUsage
+	}
+	cfg := grpo.DefaultConfig()
+	if *configPath != "" {
+		if err := grpo.LoadConfigFile(*configPath, &cfg); err != nil {
+			return grpo.Config{}, nil, err
+		}
+	}
+	fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, &fl, f.Name) })
+	return cfg, cpu, cfg.Validate()
+}
+
+func runRL(args []string, stdout, stderr io.Writer) error {
+	cfg, cpu, err := rlConfig(args, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := grpo.Options{Log: stderr, CPU: cpu.cpu()}
+	var bar *progressbar.ProgressBar
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		opts.OnStep = func(row grpo.Metrics, total int64) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
+			}
+			bar.Describe(fmt.Sprintf("rl reward %.3f usable %.2f kl %.4f", row.Reward, row.UsableFrac, row.KL))
+			_ = bar.Set64(row.Step)
+		}
+	}
+	res, err := grpo.Run(ctx, cfg, opts)
+	if bar != nil {
+		_ = bar.Finish()
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "steps %d, last reward %.4f (format %.2f), checkpoint %s\n", res.Steps, res.Last.Reward, res.Last.FormatRate, res.Checkpoint)
+	return nil
+}

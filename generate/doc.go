@@ -1,0 +1,22 @@
+// Package generate is the rollout engine: it samples completions of token
+// prompts from a qwen2 model in process, with the log-prob of every sampled
+// token, for RL rollouts, rule-learning data and evaluation.
+//
+// Sequences live in a paged KV cache (qwen2.KVCache). Each step batches the
+// decode tokens of every running sequence with chunks of prompts being
+// prefilled, so the projections run as one GEMM; sequences finish
+// independently and waiting ones join as soon as the batch and the cache
+// have room (continuous batching). The n samples of one prompt share its
+// prefill: the prompt is prefilled once and forked in the cache.
+//
+// Results never depend on batch composition or on the cache size: every
+// sample has its own random stream seeded from (request seed, request id,
+// sample index), and its logits do not depend on which other sequences share
+// the step.
+//
+// Sampling follows the usual order: temperature, then top-k, then top-p
+// (nucleus) on the renormalised top-k distribution, with candidates ordered
+// by probability and ties broken by the smaller token id. Each step of it is
+// a separate function over a float64 probability vector, so a device kernel
+// can mirror them one by one.
+package generate

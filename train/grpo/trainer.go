@@ -1,0 +1,801 @@
+package grpo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"purpcode/analyzer"
+	"purpcode/engine"
+	"purpcode/generate"
+	"purpcode/model/qwen2"
+	"purpcode/oracle"
+	"purpcode/sandbox"
+	"purpcode/tokenizer"
+	"purpcode/train"
+	"purpcode/train/data"
+	"purpcode/train/optim"
+)
+
+// MetricsFile is the per-step log in the output directory.
+const MetricsFile = "metrics.jsonl"
+
+// seedStream separates the prompt-order generator from other seed uses.
+const seedStream = 0x67727030 // "grp0"
+
+// Metrics is one row of metrics.jsonl. RolloutS, ScoreWaitS, UpdateS,
+// TokensPerS and ElapsedS are wall-clock measurements; every other field
+// is reproducible from the seed (a resumed run logs the same values).
+type Metrics struct {
+	Step          int64              `json:"step"`
+	LR            float64            `json:"lr"`
+	Drawn         int                `json:"drawn"`          // prompts rolled out
+	UsableGroups  int                `json:"usable_groups"`  // groups with reward variance
+	UsableFrac    float64            `json:"usable_frac"`    // usable / drawn (sizes the next draw)
+	TrainedGroups int                `json:"trained_groups"` // groups in the update
+	Reward        float64            `json:"reward"`         // mean over all samples drawn
+	RewardOracle  map[string]float64 `json:"reward_by_oracle"`
+	FormatRate    float64            `json:"format_rate"`
+	ResponseLen   float64            `json:"response_len"` // mean tokens per sample
+	Loss          float64            `json:"loss"`         // token mean of -obj + kl_coef*kl - entropy_coef*H
+	PGObj         float64            `json:"pg_obj"`       // token mean of the clipped objective
+	KL            float64            `json:"kl"`           // token mean k3 KL to the reference
+	ClipFrac      float64            `json:"clip_frac"`    // tokens whose clipped term was active
+	Entropy       float64            `json:"entropy"`      // token mean policy entropy
+	GradNorm      float64            `json:"grad_norm"`    // before clipping (last update of the step)
+	TrainTokens   int                `json:"train_tokens"` // response tokens trained on
+	RolloutS      float64            `json:"rollout_s"`
+	ScoreWaitS    float64            `json:"score_wait_s"` // scoring left after the last sample finished
+	UpdateS       float64            `json:"update_s"`
+	TokensPerS    float64            `json:"tokens_per_s"` // sampled tokens per rollout second
+	ElapsedS      float64            `json:"elapsed_s"`
+}
+
+// Hooks are test seams; nil members do nothing.
+type Hooks struct {
+	AfterLog func(step int64)
+	Save     func(stage string)
+}
+
+// Options are the run's non-config inputs.
+type Options struct {
+	CPU    *engine.CPU // nil: engine.NewDefaultCPU
+	Log    io.Writer
+	OnStep func(row Metrics, total int64)
+	// Judge decides general-safety and noreject rows; nil uses the
+	// heuristic classifier.
+	Judge oracle.Judge
+	// Scorer replaces the oracles altogether (tests and custom tasks with
+	// a programmatic reward); nil builds them from the prompts' oracles.
+	Scorer Scorer
+	Hooks  Hooks
+}
+
+// Result summarises a run.
+type Result struct {
+	Steps      int64
+	Last       Metrics
+	Checkpoint string
+	Model      *qwen2.Model
+	Prompts    int            // prompts in the pool
+	Skipped    map[string]int // prompts left out, by reason
+}
+
+// Scorer computes the reward of a response row; *oracle.Scorer is one.
+type Scorer interface {
+	Score(ctx context.Context, row oracle.Row) (oracle.Score, error)
+}
+
+// prompt is a loaded RL prompt.
+type prompt struct {
+	row oracle.Row
+	ids []int
+}
+
+// group is one prompt's samples and their scores.
+type group struct {
+	p       *prompt
+	samples []generate.Sample
+	scores  []oracle.Score
+	rewards []float64
+}
+
+// Run trains the policy in cfg.Model with GRPO.
+func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(logw, "rl: "+format+"\n", args...) }
+	tok, err := tokenizer.Load(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	prompts, skipped, err := loadPrompts(cfg, tok)
+	if err != nil {
+		return nil, err
+	}
+	logf("%d prompts (skipped %v)", len(prompts), skipped)
+	settings, err := cfg.fingerprint()
+	if err != nil {
+		return nil, err
+	}
+
+	var st *train.State
+	var from train.Checkpoint
+	if cfg.Resume {
+		ck, ok, err := train.Latest(cfg.Out)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if st, err = train.LoadState(ck.Dir); err != nil {
+				return nil, err
+			}
+			if st.Trainer != "grpo" {
+				return nil, fmt.Errorf("resume %s: checkpoint of trainer %q, not grpo", ck.Dir, st.Trainer)
+			}
+			if err := st.CheckCompatible(settings); err != nil {
+				return nil, fmt.Errorf("resume %s: %w", ck.Dir, err)
+			}
+			from = ck
+		} else {
+			logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
+		}
+	} else if err := train.CheckFreshOut(cfg.Out, MetricsFile); err != nil {
+		return nil, err
+	}
+
+	cpu := opts.CPU
+	if cpu == nil {
+		cpu = engine.NewDefaultCPU(engine.CPUOptions{})
+	}
+	policyDir := cfg.Model
+	if st != nil {
+		policyDir = from.Dir
+	}
+	m, err := qwen2.Load(policyDir, cpu)
+	if err != nil {
+		return nil, err
+	}
+	var ref *qwen2.Model
+	if cfg.KLCoef > 0 {
+		if ref, err = qwen2.Load(cfg.Model, cpu); err != nil {
+			return nil, fmt.Errorf("reference model: %w", err)
+		}
+	}
+	if cfg.packLen() > m.Cfg.MaxPositions {
+		return nil, fmt.Errorf("max_prompt_len + max_response_len = %d exceeds the model's max_position_embeddings %d", cfg.packLen(), m.Cfg.MaxPositions)
+	}
+	opt := train.NewOptimizer(train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, m)
+	optState := train.OptimizerTensors(opt, m)
+	if st != nil {
+		if err := train.LoadOptimizer(from.Dir, optState); err != nil {
+			return nil, err
+		}
+		opt.SetSteps(st.OptimizerSteps)
+	}
+	extraFiles, err := train.ReadTokenizerFiles(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	eos, err := generate.StopTokens(cfg.Model, m.Cfg, tok)
+	if err != nil {
+		return nil, err
+	}
+	scorer := opts.Scorer
+	if scorer == nil {
+		sc, closeScorer, err := newScorer(cfg, prompts, opts.Judge)
+		if err != nil {
+			return nil, err
+		}
+		defer closeScorer()
+		scorer = sc
+	}
+	eng, err := generate.New(m, generate.Options{MaxBatch: cfg.RolloutBatch, EOS: eos})
+	if err != nil {
+		return nil, err
+	}
+	defer eng.Close()
+
+	updates := cfg.PPOEpochs * cfg.MiniBatches
+	sched := optim.Schedule{Kind: cfg.Schedule, LR: cfg.LR, Warmup: cfg.Warmup, Total: cfg.Steps * updates, MinRatio: cfg.MinLRRatio}
+	total := int64(cfg.Steps)
+	sampler := NewDynamicSampler(cfg.PromptsPerStep, cfg.MaxRollFactor)
+	rng := rand.NewPCG(cfg.Seed, seedStream)
+	var step int64
+	var elapsed0 float64
+	stream := &promptStream{n: len(prompts)}
+	if st != nil {
+		if err := rng.UnmarshalBinary(st.RNG); err != nil {
+			return nil, fmt.Errorf("resume %s: RNG state: %w", from.Dir, err)
+		}
+		step, elapsed0 = st.Step, st.ElapsedS
+		stream.epoch, stream.pos, stream.seed = st.Epoch, st.MicroBatch, st.EpochSeed
+		stream.order = data.Permutation(len(prompts), stream.seed)
+		if u, ok := st.Extra["last_usable"]; ok {
+			sampler.LastUsable = u
+		}
+	} else {
+		stream.seed = rng.Uint64()
+		stream.order = data.Permutation(len(prompts), stream.seed)
+	}
+	stream.rng = rng
+
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("output dir: %w", err)
+	}
+	if err := train.CleanStale(cfg.Out); err != nil {
+		return nil, err
+	}
+	metricsPath := filepath.Join(cfg.Out, MetricsFile)
+	var mf *os.File
+	if st != nil {
+		mf, err = train.ReopenMetrics(metricsPath, step)
+		logf("resuming from %s (step %d of %d)", from.Dir, step, total)
+	} else {
+		mf, err = os.OpenFile(metricsPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	defer mf.Close()
+	logf("policy %s: %d parameters, %s; %d steps of %d prompts x %d samples (%s sampling)",
+		policyDir, m.P.Count(), cpu.BLASName(), total, cfg.PromptsPerStep, cfg.GroupSize, cfg.Sampling)
+
+	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: m.NewActs(1, cfg.packLen())}
+	res := &Result{Model: m, Prompts: len(prompts), Skipped: skipped}
+	if st != nil {
+		res.Checkpoint = from.Dir
+	}
+	lastSaved := int64(-1)
+	if st != nil {
+		lastSaved = step
+	}
+	start := time.Now()
+	save := func() error {
+		state := &train.State{
+			Trainer: "grpo", Step: step, Epoch: stream.epoch, MicroBatch: stream.pos, EpochSeed: stream.seed,
+			Optimizer: opt.Name(), OptimizerSteps: opt.Steps(), ElapsedS: elapsed0 + time.Since(start).Seconds(),
+			Config: settings, ConfigHash: train.HashConfig(settings), Extra: map[string]float64{"last_usable": sampler.LastUsable},
+		}
+		rs, err := rng.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		state.RNG = rs
+		dir, err := train.Save(cfg.Out, train.SaveOptions{
+			WriteModel: func(dir string) error { return m.Save(dir, qwen2.SaveOptions{DType: engine.F32, Files: extraFiles}) },
+			State:      state, Optimizer: optState, Hook: opts.Hooks.Save,
+		})
+		if err != nil {
+			return err
+		}
+		lastSaved, res.Checkpoint = step, dir
+		logf("saved %s", dir)
+		return train.Prune(cfg.Out, cfg.Keep)
+	}
+
+	for step < total {
+		if err := ctx.Err(); err != nil {
+			if step > lastSaved {
+				if serr := save(); serr != nil {
+					return res, errors.Join(err, serr)
+				}
+			}
+			return res, err
+		}
+		row, err := r.step(ctx, step+1, stream, prompts, sampler)
+		if err != nil {
+			return res, fmt.Errorf("step %d: %w", step+1, err)
+		}
+		step++
+		row.Step = step
+		row.ElapsedS = elapsed0 + time.Since(start).Seconds()
+		if err := train.WriteMetricsRow(mf, row); err != nil {
+			return res, fmt.Errorf("metrics: %w", err)
+		}
+		res.Steps, res.Last = step, row
+		if opts.Hooks.AfterLog != nil {
+			opts.Hooks.AfterLog(step)
+		}
+		if step == total || (cfg.SaveEvery > 0 && step%int64(cfg.SaveEvery) == 0) {
+			if err := save(); err != nil {
+				return res, err
+			}
+		}
+		if opts.OnStep != nil {
+			opts.OnStep(row, total)
+		}
+	}
+	res.Steps = step
+	return res, nil
+}
+
+// promptStream yields prompt indices in a seeded order, reshuffling each
+// epoch; its position is part of the resumable state.
+type promptStream struct {
+	n, epoch, pos int
+	seed          uint64
+	order         []int
+	rng           *rand.PCG
+}
+
+func (s *promptStream) next(k int) []int {
+	out := make([]int, 0, k)
+	for len(out) < k {
+		if s.pos >= s.n {
+			s.epoch++
+			s.seed = s.rng.Uint64()
+			s.order = data.Permutation(s.n, s.seed)
+			s.pos = 0
+		}
+		out = append(out, s.order[s.pos])
+		s.pos++
+	}
+	return out
+}
+
+// runner holds what every step uses.
+type runner struct {
+	cfg    Config
+	m, ref *qwen2.Model
+	tok    *tokenizer.Tokenizer
+	eng    *generate.Engine
+	scorer Scorer
+	opt    optim.Optimizer
+	sched  optim.Schedule
+	acts   *qwen2.Acts
+}
+
+// step rolls out, scores, selects groups and updates the policy once.
+func (r *runner) step(ctx context.Context, step int64, stream *promptStream, prompts []*prompt, ds *DynamicSampler) (Metrics, error) {
+	cfg := r.cfg
+	var row Metrics
+	k := cfg.PromptsPerStep
+	if cfg.Sampling == SamplingSingleStep {
+		k = ds.Draw()
+	}
+	groups, timing, err := r.rollout(ctx, step, 0, pick(prompts, stream.next(k)))
+	if err != nil {
+		return row, err
+	}
+	row.Drawn = len(groups)
+	usable := filterUsable(groups)
+	if cfg.Sampling == SamplingDAPO {
+		// DAPO: roll out again until B usable groups exist (bounded by the
+		// same cap on prompts per step), then keep exactly B.
+		round := 1
+		for len(usable) < cfg.PromptsPerStep && row.Drawn < int(cfg.MaxRollFactor*float64(cfg.PromptsPerStep)) {
+			more, t, err := r.rollout(ctx, step, round, pick(prompts, stream.next(cfg.PromptsPerStep)))
+			if err != nil {
+				return row, err
+			}
+			timing.add(t)
+			groups = append(groups, more...)
+			usable = append(usable, filterUsable(more)...)
+			row.Drawn += len(more)
+			round++
+		}
+		if len(usable) > cfg.PromptsPerStep {
+			usable = usable[:cfg.PromptsPerStep]
+		}
+	}
+	row.UsableGroups = len(filterUsable(groups))
+	row.UsableFrac = float64(row.UsableGroups) / float64(row.Drawn)
+	ds.Observe(row.Drawn, row.UsableGroups)
+	chosen := usable
+	if cfg.Sampling == SamplingNone {
+		chosen = groups
+	}
+	row.TrainedGroups = len(chosen)
+	summarizeRewards(&row, groups)
+	row.RolloutS, row.ScoreWaitS = timing.rollout, timing.scoreWait
+	if timing.rollout > 0 {
+		row.TokensPerS = float64(timing.tokens) / timing.rollout
+	}
+	t1 := time.Now()
+	if err := r.update(chosen, &row); err != nil {
+		return row, err
+	}
+	row.UpdateS = time.Since(t1).Seconds()
+	return row, nil
+}
+
+func pick(prompts []*prompt, idx []int) []*prompt {
+	out := make([]*prompt, len(idx))
+	for i, j := range idx {
+		out[i] = prompts[j]
+	}
+	return out
+}
+
+func filterUsable(groups []*group) []*group {
+	var out []*group
+	for _, g := range groups {
+		if Usable(g.rewards) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+type rolloutTiming struct {
+	rollout, scoreWait float64
+	tokens             int
+}
+
+func (t *rolloutTiming) add(o rolloutTiming) {
+	t.rollout += o.rollout
+	t.scoreWait += o.scoreWait
+	t.tokens += o.tokens
+}
+
+// rollout samples GroupSize answers per prompt and scores each group as
+// soon as its samples are complete, while other prompts are still decoding.
+func (r *runner) rollout(ctx context.Context, step int64, round int, ps []*prompt) ([]*group, rolloutTiming, error) {
+	cfg := r.cfg
+	reqs := make([]generate.Request, len(ps))
+	groups := make([]*group, len(ps))
+	for i, p := range ps {
+		groups[i] = &group{p: p}
+		reqs[i] = generate.Request{
+			// The id seeds the samples: the same step of a resumed run
+			// draws the same tokens whatever the batch composition.
+			ID: fmt.Sprintf("%s@%d.%d.%d", p.row.ID, step, round, i), Prompt: p.ids, N: cfg.GroupSize, Seed: cfg.Seed,
+			Params: generate.SamplingParams{Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK, MaxNewTokens: cfg.MaxResponseLen},
+		}
+	}
+	workers := cfg.ScoreWorkers
+	if workers == 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	sem := make(chan struct{}, workers)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	var timing rolloutTiming
+	t0 := time.Now()
+	err := r.eng.Run(ctx, reqs, func(i int, samples []generate.Sample) {
+		g := groups[i]
+		g.samples = samples
+		g.scores = make([]oracle.Score, len(samples))
+		g.rewards = make([]float64, len(samples))
+		for j, s := range samples {
+			timing.tokens += len(s.Tokens)
+			row := g.p.row
+			row.Response = generate.CompletionText(r.tok, cfg.Prefix, s.Tokens)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				sc, err := r.scorer.Score(ctx, row)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+				g.scores[j], g.rewards[j] = sc, sc.Reward
+			}()
+		}
+	})
+	timing.rollout = time.Since(t0).Seconds()
+	t1 := time.Now()
+	wg.Wait()
+	timing.scoreWait = time.Since(t1).Seconds()
+	if err != nil {
+		return nil, timing, err
+	}
+	if firstErr != nil {
+		return nil, timing, fmt.Errorf("scoring: %w", firstErr)
+	}
+	return groups, timing, nil
+}
+
+func summarizeRewards(row *Metrics, groups []*group) {
+	sum, n, format, tokens := 0.0, 0, 0, 0
+	byOracle := map[string]float64{}
+	countOracle := map[string]int{}
+	for _, g := range groups {
+		for j, s := range g.scores {
+			sum += g.rewards[j]
+			n++
+			byOracle[g.p.row.Oracle] += g.rewards[j]
+			countOracle[g.p.row.Oracle]++
+			if s.Format {
+				format++
+			}
+			tokens += len(g.samples[j].Tokens)
+		}
+	}
+	for o := range byOracle {
+		byOracle[o] /= float64(countOracle[o])
+	}
+	row.RewardOracle = byOracle
+	if n > 0 {
+		row.Reward, row.FormatRate, row.ResponseLen = sum/float64(n), float64(format)/float64(n), float64(tokens)/float64(n)
+	}
+}
+
+// update builds the training sequences of the selected groups and applies
+// PPOEpochs x MiniBatches optimizer updates with the GRPO loss.
+func (r *runner) update(groups []*group, row *Metrics) error {
+	cfg := r.cfg
+	var seqs []*sequence
+	for _, g := range groups {
+		adv := GroupAdvantages(g.rewards)
+		for j, s := range g.samples {
+			if len(s.Tokens) == 0 {
+				continue
+			}
+			ids := make([]int32, 0, len(g.p.ids)+len(s.Tokens))
+			for _, t := range g.p.ids {
+				ids = append(ids, int32(t))
+			}
+			for _, t := range s.Tokens {
+				ids = append(ids, int32(t))
+			}
+			seqs = append(seqs, &sequence{ids: ids, promptLen: len(g.p.ids), adv: adv[j]})
+		}
+	}
+	if len(seqs) == 0 {
+		row.LR = r.sched.At(int(r.opt.Steps()))
+		return nil
+	}
+	for _, s := range seqs {
+		row.TrainTokens += s.respLen()
+	}
+	packLen := cfg.packLen()
+	all := make([]int, len(seqs))
+	for i := range all {
+		all[i] = i
+	}
+	// Reference log-probs, and the sampling policy's when the step makes
+	// more than one update (otherwise the first pass's own values serve).
+	if r.ref != nil {
+		for _, pb := range pack(seqs, all, packLen, 1) {
+			r.stats(r.ref, pb, seqs, func(s *sequence) *[]float32 { return &s.refLogp })
+		}
+	}
+	multi := cfg.PPOEpochs*cfg.MiniBatches > 1
+	if multi {
+		for _, pb := range pack(seqs, all, packLen, 1) {
+			r.stats(r.m, pb, seqs, func(s *sequence) *[]float32 { return &s.oldLogp })
+		}
+	}
+	var lossSum, objSum, klSum, entSum float64
+	var tokSum, clipped int
+	for epoch := 0; epoch < cfg.PPOEpochs; epoch++ {
+		for mb := 0; mb < cfg.MiniBatches; mb++ {
+			var idx []int
+			for i := mb; i < len(seqs); i += cfg.MiniBatches {
+				idx = append(idx, i)
+			}
+			if len(idx) == 0 {
+				continue
+			}
+			ntok := 0
+			for _, i := range idx {
+				ntok += seqs[i].respLen()
+			}
+			r.m.P.ZeroGrad()
+			for _, pb := range pack(seqs, idx, packLen, 1) {
+				if err := r.m.Validate(pb.b); err != nil {
+					return err
+				}
+				n := len(pb.b.IDs)
+				logp, ent := make([]float32, n), make([]float32, n)
+				r.m.Forward(r.acts, pb.b)
+				r.m.TokenStats(r.acts, pb.b, engine.TokenStats{LogProb: logp, Entropy: ent})
+				ca, ce := make([]float32, n), make([]float32, n)
+				for p := 0; p < n; p++ {
+					si := pb.seq[p]
+					if si < 0 {
+						continue
+					}
+					s, ti := seqs[si], pb.tok[p]
+					lp := float64(logp[p])
+					old, refLp := lp, lp
+					if multi {
+						old = float64(s.oldLogp[ti])
+					}
+					if r.ref != nil {
+						refLp = float64(s.refLogp[ti])
+					}
+					tt := cfg.lossConfig().Token(lp, old, refLp, s.adv)
+					a, e := cfg.lossConfig().Coefficients(tt, ntok)
+					ca[p], ce[p] = float32(a), float32(e)
+					lossSum += -tt.Obj + cfg.KLCoef*tt.KL - cfg.EntropyCoef*float64(ent[p])
+					objSum += tt.Obj
+					klSum += tt.KL
+					entSum += float64(ent[p])
+					tokSum++
+					if tt.Clipped {
+						clipped++
+					}
+				}
+				if cfg.EntropyCoef == 0 {
+					ce = nil
+				}
+				r.m.TokenGrad(r.acts, pb.b, ca, ce)
+				r.m.Backward(r.acts, pb.b)
+			}
+			lr := r.sched.At(int(r.opt.Steps()))
+			norm := optim.ClipGradNorm(r.m.P.Grad, cfg.Clip, r.m.CPU().Workers())
+			if math.IsNaN(norm) || math.IsInf(norm, 0) {
+				return fmt.Errorf("gradient norm is %v; stopping (the last checkpoint is intact)", norm)
+			}
+			r.opt.Step(r.m.P.Flat, r.m.P.Grad, lr)
+			row.LR, row.GradNorm = lr, norm
+		}
+	}
+	if tokSum > 0 {
+		f := float64(tokSum)
+		row.Loss, row.PGObj, row.KL, row.Entropy, row.ClipFrac = lossSum/f, objSum/f, klSum/f, entSum/f, float64(clipped)/f
+	}
+	return nil
+}
+
+// stats runs a forward pass of model over a packed batch and stores each
+// response token's log-prob into the slice chosen by dst.
+func (r *runner) stats(model *qwen2.Model, pb *packedBatch, seqs []*sequence, dst func(*sequence) *[]float32) {
+	n := len(pb.b.IDs)
+	logp := make([]float32, n)
+	model.Forward(r.acts, pb.b)
+	model.TokenStats(r.acts, pb.b, engine.TokenStats{LogProb: logp})
+	for p := 0; p < n; p++ {
+		si := pb.seq[p]
+		if si < 0 {
+			continue
+		}
+		s := seqs[si]
+		d := dst(s)
+		if *d == nil {
+			*d = make([]float32, s.respLen())
+		}
+		(*d)[pb.tok[p]] = logp[p]
+	}
+}
+
+func (c *Config) lossConfig() LossConfig {
+	return LossConfig{ClipLow: c.ClipLow, ClipHigh: c.ClipHigh, KLCoef: c.KLCoef, EntropyCoef: c.EntropyCoef}
+}
+
+// loadPrompts reads the prompt files, drops skip-listed ids and prompts
+// longer than MaxPromptLen, and tokenizes the rest.
+func loadPrompts(cfg Config, tok *tokenizer.Tokenizer) ([]*prompt, map[string]int, error) {
+	skip := map[string]bool{}
+	if cfg.SkipIDs != "" {
+		raw, err := os.ReadFile(cfg.SkipIDs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("skip_ids: %w", err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if id := strings.TrimSpace(line); id != "" && !strings.HasPrefix(id, "#") {
+				skip[id] = true
+			}
+		}
+	}
+	skipped := map[string]int{}
+	var out []*prompt
+	seen := map[string]string{}
+	for _, path := range cfg.Data {
+		rows, err := oracle.ReadRows(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, row := range rows {
+			if prev, dup := seen[row.ID]; dup {
+				return nil, nil, fmt.Errorf("%s: prompt id %q also in %s", path, row.ID, prev)
+			}
+			seen[row.ID] = path
+			if skip[row.ID] {
+				skipped["skip_list"]++
+				continue
+			}
+			msgs := make([]tokenizer.Message, len(row.Messages))
+			for i, m := range row.Messages {
+				msgs[i] = tokenizer.Message{Role: m.Role, Content: m.Content}
+			}
+			ids, _, err := generate.BuildPrompt(tok, generate.PromptSpec{Messages: msgs, Prompt: row.Prompt, Prefix: cfg.Prefix})
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: prompt %q: %w", path, row.ID, err)
+			}
+			if len(ids) > cfg.MaxPromptLen {
+				skipped["too_long"]++
+				continue
+			}
+			out = append(out, &prompt{row: row, ids: ids})
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil, fmt.Errorf("no usable prompts in %v (skipped %v)", cfg.Data, skipped)
+	}
+	return out, skipped, nil
+}
+
+// newScorer builds the oracles the prompts need: the analyzer always
+// (codesec, and code extraction for correctness), the sandbox only when a
+// correctness prompt exists.
+func newScorer(cfg Config, prompts []*prompt, judge oracle.Judge) (*oracle.Scorer, func(), error) {
+	an, err := analyzer.New()
+	if err != nil {
+		return nil, nil, err
+	}
+	var sb *sandbox.Runner
+	for _, p := range prompts {
+		if p.row.Oracle == oracle.OracleCorrectness {
+			if sb, err = sandbox.New(sandbox.Options{Workers: cfg.ScoreWorkers}); err != nil {
+				an.Close()
+				return nil, nil, err
+			}
+			break
+		}
+	}
+	oc := oracle.DefaultConfig()
+	oc.CodeSec.NoCodeScore = cfg.NoCodeScore
+	return oracle.NewScorer(an, sb, judge, oc), an.Close, nil
+}
+
+// fingerprint lists the settings that determine the run's numbers.
+func (c *Config) fingerprint() (map[string]string, error) {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	hash := func(paths ...string) (string, error) {
+		h := sha256.New()
+		for _, p := range paths {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return "", err
+			}
+			h.Write(b)
+		}
+		return hex.EncodeToString(h.Sum(nil)[:8]), nil
+	}
+	mc, err := hash(filepath.Join(c.Model, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	dh, err := hash(c.Data...)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	sk := ""
+	if c.SkipIDs != "" {
+		if sk, err = hash(c.SkipIDs); err != nil {
+			return nil, fmt.Errorf("skip_ids: %w", err)
+		}
+	}
+	files := append([]string(nil), c.Data...)
+	sort.Strings(files)
+	return map[string]string{
+		"model_config": mc, "data": strings.Join(files, ",") + " sha256:" + dh, "skip_ids": sk,
+		"steps": strconv.Itoa(c.Steps), "prompts_per_step": strconv.Itoa(c.PromptsPerStep), "group_size": strconv.Itoa(c.GroupSize),
+		"sampling": c.Sampling, "max_roll_factor": f(c.MaxRollFactor), "temperature": f(c.Temperature), "top_p": f(c.TopP),
+		"top_k": strconv.Itoa(c.TopK), "max_prompt_len": strconv.Itoa(c.MaxPromptLen), "max_response_len": strconv.Itoa(c.MaxResponseLen),
+		"prefix": c.Prefix, "lr": f(c.LR), "schedule": c.Schedule, "warmup": strconv.Itoa(c.Warmup), "min_lr_ratio": f(c.MinLRRatio),
+		"weight_decay": f(c.WeightDecay), "beta1": f(c.Beta1), "beta2": f(c.Beta2), "eps": f(c.Eps), "clip": f(c.Clip),
+		"clip_low": f(c.ClipLow), "clip_high": f(c.ClipHigh), "kl_coef": f(c.KLCoef), "entropy_coef": f(c.EntropyCoef),
+		"ppo_epochs": strconv.Itoa(c.PPOEpochs), "mini_batches": strconv.Itoa(c.MiniBatches), "pack_len": strconv.Itoa(c.packLen()),
+		"no_code_score": f(c.NoCodeScore), "seed": strconv.FormatUint(c.Seed, 10),
+	}, nil
+}
