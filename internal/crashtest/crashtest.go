@@ -13,9 +13,9 @@ import (
 
 // Environment of the child process.
 const (
-	ConfigEnv   = "PURPCODE_CRASHTEST_CONFIG"      // JSON config for the child
-	AfterStep   = "PURPCODE_CRASHTEST_AFTER_STEP"  // block after this step is logged
-	InSave      = "PURPCODE_CRASHTEST_IN_SAVE"     // "STEP:STAGE": block at a save stage
+	ConfigEnv   = "PURPCODE_CRASHTEST_CONFIG"     // JSON config for the child
+	AfterStep   = "PURPCODE_CRASHTEST_AFTER_STEP" // block after this step is logged
+	InSave      = "PURPCODE_CRASHTEST_IN_SAVE"    // "STEP:STAGE": block at a save stage
 	blockedLine = "PURPCODE-CRASHTEST-BLOCKED"
 )
 
