@@ -21,8 +21,10 @@ type command struct {
 func commandTable() []command {
 	return []command{
 		{"version", "print the version and the compute backends found", runVersion},
+		{"run", "the whole recipe: world, distill, SFT, RL, evaluation and report", runRecipe},
 		{"sft", "supervised fine-tuning (rule learning stage)", runSFT},
 		{"rl", "GRPO with in-process oracles and single-step dynamic sampling", runRL},
+		{"distill", "rule learning by context distillation: sample with rules, verify, keep the best", runDistill},
 		{"tokenize", "encode/decode text and chat rows with a tokenizer.json", runTokenize},
 		{"analyze", "static security analysis of Python code (JSON or SARIF)", runAnalyze},
 		{"init", "write a randomly initialised model from a config.json", runInit},
@@ -30,6 +32,7 @@ func commandTable() []command {
 		{"generate", "sample completions with per-token log-probs", runGenerate},
 		{"reward", "score responses with the in-process oracles", runReward},
 		{"synth", "generate the toy red-team world (prompts, tests, corpus)", runSynth},
+		{"train-tokenizer", "train a byte-level BPE tokenizer.json (+ chat template config) from a text corpus", runTrainTokenizer},
 		{"device", "report the CUDA driver, NVRTC and cuBLASLt found, and the devices", runDevice},
 	}
 }

@@ -13,9 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"purpcode/analyzer"
 	"purpcode/oracle"
-	"purpcode/sandbox"
 )
 
 func runReward(args []string, stdout, stderr io.Writer) error {
@@ -46,30 +44,15 @@ func runReward(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	need := map[string]bool{}
-	for _, r := range rows {
-		need[r.Oracle] = true
-	}
-	var an oracle.Analyzer
-	if need[oracle.OracleCodeSec] || need[oracle.OracleCorrectness] {
-		a, err := analyzer.New()
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		an = a
-	}
-	var sb *sandbox.Runner
-	if need[oracle.OracleCorrectness] {
-		if sb, err = sandbox.New(sandbox.Options{}); err != nil {
-			return err
-		}
-	}
 	cfg := oracle.DefaultConfig()
 	cfg.Format.FullText = *fullText
 	cfg.CodeSec.NoCodeScore = *noCode
 	cfg.AlwaysRunOracle = *always
-	scorer := oracle.NewScorer(an, sb, nil, cfg)
+	scorer, closeScorer, err := oracle.NewScorerFor(rows, nil, cfg, *workers)
+	if err != nil {
+		return err
+	}
+	defer closeScorer()
 
 	scores := make([]oracle.Score, len(rows))
 	errs := make([]error, len(rows))

@@ -11,19 +11,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"purpcode/analyzer"
 	"purpcode/engine"
 	"purpcode/generate"
 	"purpcode/model/qwen2"
 	"purpcode/oracle"
-	"purpcode/sandbox"
 	"purpcode/tokenizer"
 	"purpcode/train"
 	"purpcode/train/data"
@@ -201,7 +197,13 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	scorer := opts.Scorer
 	if scorer == nil {
-		sc, closeScorer, err := newScorer(cfg, prompts, opts.Judge)
+		rows := make([]oracle.Row, len(prompts))
+		for i, p := range prompts {
+			rows[i] = p.row
+		}
+		oc := oracle.DefaultConfig()
+		oc.CodeSec.NoCodeScore = cfg.NoCodeScore
+		sc, closeScorer, err := oracle.NewScorerFor(rows, opts.Judge, oc, cfg.ScoreWorkers)
 		if err != nil {
 			return nil, err
 		}
@@ -462,52 +464,29 @@ func (r *runner) rollout(ctx context.Context, step int64, round int, ps []*promp
 			Params: generate.SamplingParams{Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK, MaxNewTokens: cfg.MaxResponseLen},
 		}
 	}
-	workers := cfg.ScoreWorkers
-	if workers == 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	sem := make(chan struct{}, workers)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
 	var timing rolloutTiming
-	t0 := time.Now()
-	err := r.eng.Run(ctx, reqs, func(i int, samples []generate.Sample) {
+	st, err := r.eng.RunScored(ctx, reqs, cfg.ScoreWorkers, func(i int, samples []generate.Sample) {
 		g := groups[i]
 		g.samples = samples
 		g.scores = make([]oracle.Score, len(samples))
 		g.rewards = make([]float64, len(samples))
-		for j, s := range samples {
+		for _, s := range samples {
 			timing.tokens += len(s.Tokens)
-			row := g.p.row
-			row.Response = generate.CompletionText(r.tok, cfg.Prefix, s.Tokens)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				sc, err := r.scorer.Score(ctx, row)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				g.scores[j], g.rewards[j] = sc, sc.Reward
-			}()
 		}
+	}, func(ctx context.Context, i int, s generate.Sample) error {
+		g := groups[i]
+		row := g.p.row
+		row.Response = generate.CompletionText(r.tok, cfg.Prefix, s.Tokens)
+		sc, err := r.scorer.Score(ctx, row)
+		if err != nil {
+			return fmt.Errorf("scoring %s: %w", row.ID, err)
+		}
+		g.scores[s.Index], g.rewards[s.Index] = sc, sc.Reward
+		return nil
 	})
-	timing.rollout = time.Since(t0).Seconds()
-	t1 := time.Now()
-	wg.Wait()
-	timing.scoreWait = time.Since(t1).Seconds()
+	timing.rollout, timing.scoreWait = st.Generate, st.ScoreWait
 	if err != nil {
 		return nil, timing, err
-	}
-	if firstErr != nil {
-		return nil, timing, fmt.Errorf("scoring: %w", firstErr)
 	}
 	return groups, timing, nil
 }
@@ -732,29 +711,6 @@ func loadPrompts(cfg Config, tok *tokenizer.Tokenizer) ([]*prompt, map[string]in
 		return nil, nil, fmt.Errorf("no usable prompts in %v (skipped %v)", cfg.Data, skipped)
 	}
 	return out, skipped, nil
-}
-
-// newScorer builds the oracles the prompts need: the analyzer always
-// (codesec, and code extraction for correctness), the sandbox only when a
-// correctness prompt exists.
-func newScorer(cfg Config, prompts []*prompt, judge oracle.Judge) (*oracle.Scorer, func(), error) {
-	an, err := analyzer.New()
-	if err != nil {
-		return nil, nil, err
-	}
-	var sb *sandbox.Runner
-	for _, p := range prompts {
-		if p.row.Oracle == oracle.OracleCorrectness {
-			if sb, err = sandbox.New(sandbox.Options{Workers: cfg.ScoreWorkers}); err != nil {
-				an.Close()
-				return nil, nil, err
-			}
-			break
-		}
-	}
-	oc := oracle.DefaultConfig()
-	oc.CodeSec.NoCodeScore = cfg.NoCodeScore
-	return oracle.NewScorer(an, sb, judge, oc), an.Close, nil
 }
 
 // fingerprint lists the settings that determine the run's numbers.
