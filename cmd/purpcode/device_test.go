@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -108,5 +109,23 @@ func TestDeviceCommand(t *testing.T) {
 	}
 	if code := mainExit([]string{"device", "extra"}, &out, &errb); code != 2 {
 		t.Errorf("extra argument: exit %d, want 2", code)
+	}
+}
+
+func TestBenchCommandSmallShape(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := runBench([]string{"--device", "cpu", "--batch", "1", "--seq", "16", "--steps", "1", "--decode-tokens", "2", "--json"}, &out, &errb)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	var res benchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench output %q: %v", out.String(), err)
+	}
+	if res.TrainTokensPS <= 0 || res.DecodeTokPS["32"] <= 0 || res.Params != 30947840 || res.FLOPsPerToken <= 6*float64(res.Params)*0.9 {
+		t.Fatalf("bench result %+v", res)
+	}
+	if err := runBench([]string{"--shape", "gpt5"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "gpt5") {
+		t.Fatalf("unknown shape error: %v", err)
 	}
 }

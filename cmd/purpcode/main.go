@@ -28,6 +28,7 @@ func commandTable() []command {
 		{"tokenize", "encode/decode text and chat rows with a tokenizer.json", runTokenize},
 		{"analyze", "static security analysis of Python code (JSON or SARIF)", runAnalyze},
 		{"init", "write a randomly initialised model from a config.json", runInit},
+		{"bench", "throughput: training tokens/s and TFLOP/s, prefill and decode tokens/s", runBench},
 		{"score", "loss and perplexity of a model on pre-tokenized rows", runScore},
 		{"generate", "sample completions with per-token log-probs", runGenerate},
 		{"reward", "score responses with the in-process oracles", runReward},

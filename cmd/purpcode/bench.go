@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"purpcode/engine"
+	"purpcode/generate"
+	"purpcode/model/qwen2"
+	"purpcode/train"
+	"purpcode/train/optim"
+)
+
+// benchShapes are the model shapes `purpcode bench` knows, as config.json
+// content with random weights.
+var benchShapes = map[string]string{
+	"bench": `{"model_type":"qwen2","hidden_size":512,"intermediate_size":1408,"num_hidden_layers":8,
+		"num_attention_heads":8,"num_key_value_heads":2,"vocab_size":8192,"max_position_embeddings":4096,"rope_theta":1000000.0}`,
+	"qwen2.5-0.5b": `{"model_type":"qwen2","hidden_size":896,"intermediate_size":4864,"num_hidden_layers":24,
+		"num_attention_heads":14,"num_key_value_heads":2,"vocab_size":151936,"max_position_embeddings":32768,
+		"rope_theta":1000000.0,"tie_word_embeddings":true}`,
+	"qwen2.5-7b": `{"model_type":"qwen2","hidden_size":3584,"intermediate_size":18944,"num_hidden_layers":28,
+		"num_attention_heads":28,"num_key_value_heads":4,"vocab_size":152064,"max_position_embeddings":32768,
+		"rope_theta":1000000.0,"tie_word_embeddings":false}`,
+}
+
+// benchResult is what `purpcode bench` prints (one JSON object with --json).
+type benchResult struct {
+	Shape          string             `json:"shape"`
+	Device         string             `json:"device"`
+	GEMM           string             `json:"gemm"`
+	Threads        int                `json:"threads"`
+	Params         int                `json:"params"`
+	Batch          int                `json:"batch"`
+	SeqLen         int                `json:"seq_len"`
+	FLOPsPerToken  float64            `json:"train_flops_per_token"`
+	TrainTokensPS  float64            `json:"train_tokens_per_s"`
+	TrainTFLOPS    float64            `json:"train_tflops"`
+	MFU            *float64           `json:"mfu,omitempty"`
+	PrefillTokPS   float64            `json:"prefill_tokens_per_s"`
+	DecodeTokPS    map[string]float64 `json:"decode_tokens_per_s"`
+	WeightsBytes   int64              `json:"weights_bytes"`
+	TrainStateByte int64              `json:"train_state_bytes"`
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", stderr)
+	shape := fs.String("shape", "bench", "model shape: bench, qwen2.5-0.5b or qwen2.5-7b (random weights)")
+	batch := fs.Int("batch", 4, "training micro-batch rows")
+	seq := fs.Int("seq", 256, "training sequence length")
+	steps := fs.Int("steps", 3, "timed training steps (after one warm-up step)")
+	decodeTokens := fs.Int("decode-tokens", 32, "new tokens per sequence in the decode measurement")
+	peak := fs.Float64("peak-tflops", 0, "peak TFLOP/s of the device, to report MFU (0: not reported)")
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	dev := addDeviceFlag(fs)
+	cpuFlags := addCPUFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfgJSON, ok := benchShapes[*shape]
+	if !ok {
+		return fmt.Errorf("--shape %q: want bench, qwen2.5-0.5b or qwen2.5-7b", *shape)
+	}
+	device, err := dev.resolve(stderr)
+	if err != nil {
+		return err
+	}
+	if device == "cuda" {
+		return fmt.Errorf("--device cuda: the CUDA engine backend is not wired into the trainer yet (kernels compile, see `purpcode device`); use --device cpu")
+	}
+	cfg, err := qwen2.ParseConfig([]byte(cfgJSON), *shape)
+	if err != nil {
+		return err
+	}
+	if *seq > cfg.MaxPositions || *batch <= 0 || *seq <= 1 || *steps <= 0 {
+		return fmt.Errorf("need batch > 0, 1 < seq <= %d and steps > 0", cfg.MaxPositions)
+	}
+	cpu := cpuFlags.cpu()
+	m := qwen2.New(cfg, cpu, 1)
+	res := benchResult{Shape: *shape, Device: device, GEMM: cpu.BLASName(), Threads: cpu.Workers(), Params: m.P.Count(),
+		Batch: *batch, SeqLen: *seq, DecodeTokPS: map[string]float64{}}
+	res.WeightsBytes = int64(m.P.Count()) * 4
+	res.TrainStateByte = res.WeightsBytes * 4 // weights, gradients, two AdamW moments
+	res.FLOPsPerToken = trainFLOPsPerToken(cfg, *seq)
+
+	// Training: forward, backward and an AdamW update per step.
+	b := randomBatch(cfg, *batch, *seq)
+	acts := m.NewActs(*batch, *seq)
+	opt := train.NewOptimizer(train.OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}, m)
+	trainStep := func() {
+		m.P.ZeroGrad()
+		m.Forward(acts, b)
+		m.Loss(acts, b, true, 1/float32(*batch*(*seq-1)))
+		m.Backward(acts, b)
+		optim.ClipGradNorm(m.P.Grad, 1, cpu.Workers())
+		opt.Step(m.P.Flat, m.P.Grad, 1e-4)
+	}
+	trainStep()
+	t0 := time.Now()
+	for i := 0; i < *steps; i++ {
+		trainStep()
+	}
+	dt := time.Since(t0).Seconds()
+	res.TrainTokensPS = float64(*steps**batch**seq) / dt
+	res.TrainTFLOPS = res.TrainTokensPS * res.FLOPsPerToken / 1e12
+	if *peak > 0 {
+		mfu := res.TrainTFLOPS / *peak
+		res.MFU = &mfu
+	}
+
+	// Rollouts: one prefill of a seq-token prompt, then batched decoding.
+	for _, nb := range []int{1, 8, 32} {
+		eng, err := generate.New(m, generate.Options{MaxBatch: nb, KVBlocks: nb * ((*seq + *decodeTokens + 15) / 16)})
+		if err != nil {
+			return err
+		}
+		reqs := make([]generate.Request, nb)
+		prompt := make([]int, *seq)
+		for i := range prompt {
+			prompt[i] = int(b.IDs[i])
+		}
+		for i := range reqs {
+			reqs[i] = generate.Request{ID: fmt.Sprint(i), Prompt: prompt[:min(len(prompt), 64)], N: 1, Seed: 1,
+				Params: generate.SamplingParams{Temperature: 1, MaxNewTokens: *decodeTokens}}
+		}
+		t0 := time.Now()
+		out, err := eng.Generate(context.Background(), reqs)
+		if err != nil {
+			eng.Close()
+			return err
+		}
+		n := 0
+		for _, s := range out {
+			n += len(s[0].Tokens)
+		}
+		res.DecodeTokPS[fmt.Sprint(nb)] = float64(n) / time.Since(t0).Seconds()
+		if nb == 1 {
+			pre := []generate.Request{{ID: "prefill", Prompt: prompt, N: 1, Params: generate.SamplingParams{Greedy: true, MaxNewTokens: 1}}}
+			t0 = time.Now()
+			if _, err := eng.Generate(context.Background(), pre); err != nil {
+				eng.Close()
+				return err
+			}
+			res.PrefillTokPS = float64(len(prompt)) / time.Since(t0).Seconds()
+		}
+		eng.Close()
+	}
+
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	fmt.Fprintf(stdout, "shape %s: %d parameters, %s, %d threads, device %s\n", res.Shape, res.Params, res.GEMM, res.Threads, res.Device)
+	fmt.Fprintf(stdout, "train step (fwd+bwd+AdamW), batch %d x %d: %.0f tokens/s, %.3f TFLOP/s at %.3g FLOPs/token (6N + 12*L*H*D*T)",
+		res.Batch, res.SeqLen, res.TrainTokensPS, res.TrainTFLOPS, res.FLOPsPerToken)
+	if res.MFU != nil {
+		fmt.Fprintf(stdout, ", MFU %.1f%%", 100**res.MFU)
+	}
+	fmt.Fprintf(stdout, "\nprefill %d tokens: %.0f tokens/s\ndecode tokens/s: batch 1 %.0f, batch 8 %.0f, batch 32 %.0f\n",
+		res.SeqLen, res.PrefillTokPS, res.DecodeTokPS["1"], res.DecodeTokPS["8"], res.DecodeTokPS["32"])
+	fmt.Fprintf(stdout, "memory: weights %.1f MB, training state (weights, grads, AdamW) %.1f MB\n", float64(res.WeightsBytes)/1e6, float64(res.TrainStateByte)/1e6)
+	return nil
+}
+
+// trainFLOPsPerToken is 6 x (matmul parameters, lm head included) plus the
+// attention score and value products, 12 x layers x heads x head_dim x T
+// (forward + backward, no causal discount) — the usual MFU accounting.
+func trainFLOPsPerToken(c *qwen2.Config, t int) float64 {
+	d := c.HeadDim
+	perLayer := c.Hidden*c.Heads*d*2 + c.Hidden*c.KVHeads*d*2 + 3*c.Hidden*c.Intermediate
+	n := float64(c.Layers*perLayer + c.Vocab*c.Hidden)
+	return 6*n + 12*float64(c.Layers*c.Heads*d*t)
+}
+
+func randomBatch(c *qwen2.Config, b, t int) *qwen2.Batch {
+	r := rand.New(rand.NewPCG(1, 2))
+	ids := make([]int32, b*t)
+	for i := range ids {
+		ids[i] = int32(r.IntN(c.Vocab))
+	}
+	targets := make([]int32, b*t)
+	for row := 0; row < b; row++ {
+		targets[row*t+t-1] = engine.IgnoreIndex
+		copy(targets[row*t:row*t+t-1], ids[row*t+1:row*t+t])
+	}
+	return &qwen2.Batch{B: b, T: t, IDs: ids, Targets: targets}
+}
