@@ -122,7 +122,7 @@ func TestBenchCommandSmallShape(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("bench output %q: %v", out.String(), err)
 	}
-	if res.TrainTokensPS <= 0 || res.DecodeTokPS["32"] <= 0 || res.Params != 30947840 || res.FLOPsPerToken <= 6*float64(res.Params)*0.9 {
+	if res.TrainTokensPS <= 0 || res.DecodeTokPS["32"] <= 0 || res.Params != 30947840 || res.FLOPsPerToken < 6*float64(res.Params-8192*512) {
 		t.Fatalf("bench result %+v", res)
 	}
 	if err := runBench([]string{"--shape", "gpt5"}, &out, &errb); err == nil || !strings.Contains(err.Error(), "gpt5") {
