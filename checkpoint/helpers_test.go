@@ -6,35 +6,15 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"purpcode/internal/testref"
 	"testing"
 
 	"purpcode/engine"
 	"purpcode/internal/half"
 )
 
-// refsDir locates ../shared/refs next to the module root, or skips.
-func refsDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			t.Skip("no go.mod above the package dir; cannot locate ../shared/refs")
-		}
-		dir = up
-	}
-	refs := filepath.Join(dir, "..", "shared", "refs")
-	if _, err := os.Stat(refs); err != nil {
-		t.Skipf("reference data %s absent (it lives outside the repo): %v", refs, err)
-	}
-	return refs
-}
+// refsDir returns ../shared/refs beside the module root, or skips.
+func refsDir(t testing.TB) string { return testref.Dir(t, "") }
 
 // randTensor makes a tensor of the given dtype with random finite values,
 // rounded the way a real checkpoint would hold them.

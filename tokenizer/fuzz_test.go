@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"purpcode/internal/testref"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -87,7 +88,7 @@ func FuzzEncode(f *testing.F) {
 // qwen3IfPresent returns the reference Qwen3 tokenizer without skipping
 // the caller when the reference folder is absent.
 func qwen3IfPresent(tb testing.TB) (*Tokenizer, bool) {
-	if _, err := findRefs(); err != nil {
+	if _, err := testref.Root(); err != nil {
 		return nil, false
 	}
 	tk, err := qwen3()

@@ -5,25 +5,18 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"purpcode/internal/testref"
 	"sync"
 	"testing"
 )
 
-// refsDir locates ../shared/refs next to the module root, skipping the test
-// when a fresh clone has no such folder.
-func refsDir(t testing.TB) string {
-	t.Helper()
-	refs, err := findRefs()
-	if err != nil {
-		t.Skipf("reference data ../shared/refs (next to the module root) absent: %v", err)
-	}
-	return refs
-}
+// refsDir returns ../shared/refs beside the module root, or skips.
+func refsDir(t testing.TB) string { return testref.Dir(t, "") }
 
 // qwen3 is loaded once per test binary: parsing 151k merges takes a while
 // on a shared machine. A Tokenizer is safe to share.
 var qwen3 = sync.OnceValues(func() (*Tokenizer, error) {
-	refs, err := findRefs()
+	refs, err := testref.Root()
 	if err != nil {
 		return nil, err
 	}
@@ -38,25 +31,6 @@ func loadQwen3(t testing.TB) *Tokenizer {
 		t.Fatal(err)
 	}
 	return tk
-}
-
-// findRefs returns ../shared/refs relative to the module root.
-func findRefs() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			refs := filepath.Join(dir, "..", "shared", "refs")
-			_, err := os.Stat(refs)
-			return refs, err
-		}
-		if filepath.Dir(dir) == dir {
-			return "", os.ErrNotExist
-		}
-		dir = filepath.Dir(dir)
-	}
 }
 
 // readJSONL decodes every line of path into a fresh T.

@@ -136,3 +136,29 @@ func ReadTokenizerFiles(dir string) (map[string][]byte, error) {
 	}
 	return files, nil
 }
+
+// Begin decides between a fresh run and a resumed one before anything in
+// out changes. With resume it returns the newest complete checkpoint's
+// state (nil when there is none yet: the run starts from the beginning),
+// after checking it was written by trainer with the same settings; without
+// resume it refuses an out that already holds a run.
+func Begin(out, trainer, metricsFile string, resume bool, settings map[string]string) (*State, Checkpoint, error) {
+	if !resume {
+		return nil, Checkpoint{}, CheckFreshOut(out, metricsFile)
+	}
+	ck, ok, err := Latest(out)
+	if err != nil || !ok {
+		return nil, Checkpoint{}, err
+	}
+	st, err := LoadState(ck.Dir)
+	if err != nil {
+		return nil, Checkpoint{}, err
+	}
+	if st.Trainer != trainer {
+		return nil, Checkpoint{}, fmt.Errorf("resume %s: checkpoint of trainer %q, not %s", ck.Dir, st.Trainer, trainer)
+	}
+	if err := st.CheckCompatible(settings); err != nil {
+		return nil, Checkpoint{}, fmt.Errorf("resume %s: %w", ck.Dir, err)
+	}
+	return st, ck, nil
+}

@@ -8,9 +8,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
-
 	"purpcode/distill"
 	"purpcode/generate"
 	"purpcode/model/qwen2"
@@ -99,22 +96,10 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var bar *progressbar.ProgressBar
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		opts.OnProgress = func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
-					progressbar.OptionSetDescription("distill prompts"))
-			}
-			_ = bar.Set(done)
-		}
-	}
+	bar := newStepBar(stderr)
+	opts.OnProgress = func(done, total int) { bar.set(int64(done), int64(total), "distill prompts") }
 	res, err := distill.Run(ctx, m, tok, scorer, rows, opts)
-	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(stderr)
-	}
+	bar.finish()
 	if err != nil {
 		return err
 	}

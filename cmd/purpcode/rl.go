@@ -9,9 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
-
 	"purpcode/train/grpo"
 )
 
@@ -59,29 +56,10 @@ func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
 // rlConfig builds the run config from defaults, the --config file and the
 // flags given explicitly.
 func rlConfig(args []string, stderr io.Writer) (grpo.Config, *cpuFlags, error) {
-	fs := newFlags("rl", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: purpcode rl [--config run.yaml] [flags]\n\nGRPO with in-process oracles and single-step dynamic sampling; writes metrics.jsonl and checkpoint-STEP/ dirs to --out.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	fl := grpo.DefaultConfig()
-	configPath := rlFlags(fs, &fl)
-	cpu := addCPUFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return grpo.Config{}, nil, err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "purpcode rl: unexpected argument %q\n", fs.Arg(0))
-		return grpo.Config{}, nil, errUsage
-	}
-	cfg := grpo.DefaultConfig()
-	if *configPath != "" {
-		if err := grpo.LoadConfigFile(*configPath, &cfg); err != nil {
-			return grpo.Config{}, nil, err
-		}
-	}
-	fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, &fl, f.Name) })
-	return cfg, cpu, cfg.Validate()
+	return runConfig(runConfigSpec[grpo.Config]{
+		name: "rl", usage: "GRPO with in-process oracles and single-step dynamic sampling; writes metrics.jsonl and checkpoint-STEP/ dirs to --out.",
+		defaults: grpo.DefaultConfig, register: rlFlags, load: grpo.LoadConfigFile, validate: (*grpo.Config).Validate,
+	}, args, stderr)
 }
 
 func runRL(args []string, stdout, stderr io.Writer) error {
@@ -92,22 +70,12 @@ func runRL(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := grpo.Options{Log: stderr, CPU: cpu.cpu()}
-	var bar *progressbar.ProgressBar
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		opts.OnStep = func(row grpo.Metrics, total int64) {
-			if bar == nil {
-				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
-			}
-			bar.Describe(fmt.Sprintf("rl reward %.3f usable %.2f kl %.4f", row.Reward, row.UsableFrac, row.KL))
-			_ = bar.Set64(row.Step)
-		}
+	bar := newStepBar(stderr)
+	opts.OnStep = func(row grpo.Metrics, total int64) {
+		bar.set(row.Step, total, fmt.Sprintf("rl reward %.3f usable %.2f kl %.4f", row.Reward, row.UsableFrac, row.KL))
 	}
 	res, err := grpo.Run(ctx, cfg, opts)
-	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(stderr)
-	}
+	bar.finish()
 	if err != nil {
 		return err
 	}

@@ -11,9 +11,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
-
 	"purpcode/train/sft"
 )
 
@@ -91,31 +88,10 @@ func applyFlag(cfg, fl any, name string) {
 // sftConfig builds the run config from defaults, the --config file and the
 // flags given explicitly.
 func sftConfig(args []string, stderr io.Writer) (sft.Config, *cpuFlags, error) {
-	fs := newFlags("sft", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: purpcode sft [--config run.yaml] [flags]\n\nSupervised fine-tuning; writes metrics.jsonl and checkpoint-STEP/ dirs to --out.\n\nflags:")
-		fs.PrintDefaults()
-	}
-	fl := sft.DefaultConfig()
-	configPath := sftFlags(fs, &fl)
-	cpu := addCPUFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return sft.Config{}, nil, err
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "purpcode sft: unexpected argument %q\n", fs.Arg(0))
-		return sft.Config{}, nil, errUsage
-	}
-	cfg := sft.DefaultConfig()
-	if *configPath != "" {
-		if err := sft.LoadConfigFile(*configPath, &cfg); err != nil {
-			return sft.Config{}, nil, err
-		}
-	}
-	// Only flags given on the command line override the file; the CPU
-	// flags have no config key and are skipped by applyFlag.
-	fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, &fl, f.Name) })
-	return cfg, cpu, cfg.Validate()
+	return runConfig(runConfigSpec[sft.Config]{
+		name: "sft", usage: "Supervised fine-tuning; writes metrics.jsonl and checkpoint-STEP/ dirs to --out.",
+		defaults: sft.DefaultConfig, register: sftFlags, load: sft.LoadConfigFile, validate: (*sft.Config).Validate,
+	}, args, stderr)
 }
 
 func runSFT(args []string, stdout, stderr io.Writer) error {
@@ -126,22 +102,12 @@ func runSFT(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := sft.Options{Log: stderr, CPU: cpu.cpu()}
-	var bar *progressbar.ProgressBar
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		opts.OnStep = func(row sft.Metrics, total int64) {
-			if bar == nil {
-				bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(stderr), progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
-			}
-			bar.Describe(fmt.Sprintf("sft loss %.4f lr %.2e %.0f tok/s", row.Loss, row.LR, row.TokensPerS))
-			_ = bar.Set64(row.Step)
-		}
+	bar := newStepBar(stderr)
+	opts.OnStep = func(row sft.Metrics, total int64) {
+		bar.set(row.Step, total, fmt.Sprintf("sft loss %.4f lr %.2e %.0f tok/s", row.Loss, row.LR, row.TokensPerS))
 	}
 	res, err := sft.Run(ctx, cfg, opts)
-	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(stderr)
-	}
+	bar.finish()
 	if err != nil {
 		return err
 	}

@@ -8,18 +8,32 @@ import (
 
 // Dir returns the absolute path of ../shared/refs/<sub> relative to the
 // module root (the directory holding go.mod above the working directory),
-// or skips the test with a message naming what is missing.
+// or skips the test with a message naming what is missing. sub may be "".
 func Dir(t testing.TB, sub string) string {
 	t.Helper()
-	root, err := ModuleRoot()
+	refs, err := Root()
 	if err != nil {
-		t.Skipf("reference data unavailable: %v", err)
+		t.Skipf("reference data ../shared/refs (beside the module root) not present (a fresh clone has none): skipping conformance check: %v", err)
 	}
-	p := filepath.Join(filepath.Dir(root), "shared", "refs", sub)
+	p := filepath.Join(refs, sub)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("reference data %s not present (a fresh clone has no ../shared/refs): skipping conformance check", p)
+		t.Skipf("reference data %s not present: skipping conformance check", p)
 	}
 	return p
+}
+
+// Root returns ../shared/refs beside the module root, or an error when it
+// does not exist.
+func Root() (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	refs := filepath.Join(filepath.Dir(root), "shared", "refs")
+	if _, err := os.Stat(refs); err != nil {
+		return "", err
+	}
+	return refs, nil
 }
 
 // ModuleRoot walks up from the working directory to the one holding go.mod.

@@ -133,29 +133,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	var st *train.State
-	var from train.Checkpoint
-	if cfg.Resume {
-		ck, ok, err := train.Latest(cfg.Out)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			if st, err = train.LoadState(ck.Dir); err != nil {
-				return nil, err
-			}
-			if st.Trainer != "grpo" {
-				return nil, fmt.Errorf("resume %s: checkpoint of trainer %q, not grpo", ck.Dir, st.Trainer)
-			}
-			if err := st.CheckCompatible(settings); err != nil {
-				return nil, fmt.Errorf("resume %s: %w", ck.Dir, err)
-			}
-			from = ck
-		} else {
-			logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
-		}
-	} else if err := train.CheckFreshOut(cfg.Out, MetricsFile); err != nil {
+	st, from, err := train.Begin(cfg.Out, "grpo", MetricsFile, cfg.Resume, settings)
+	if err != nil {
 		return nil, err
+	}
+	if cfg.Resume && st == nil {
+		logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
 	}
 
 	cpu := opts.CPU
