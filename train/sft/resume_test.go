@@ -1,125 +1,49 @@
 package sft
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"purpcode/internal/crashtest"
 	"purpcode/model/qwen2"
 	"purpcode/train"
 )
 
-// Environment of the helper subprocess (the standard re-exec pattern).
-const (
-	helperEnv   = "PURPCODE_SFT_TEST_HELPER" // JSON Config
-	killStepEnv = "PURPCODE_SFT_TEST_BLOCK_AFTER_STEP"
-	killSaveEnv = "PURPCODE_SFT_TEST_BLOCK_IN_SAVE" // "STEP:STAGE"
-	blockedMsg  = "HELPER-BLOCKED"
-)
-
 // TestHelperProcess is not a test: run as a subprocess by the resume tests,
-// it trains with the config in its environment and, at the requested
-// point, announces itself on stdout and blocks until the parent kills it
-// with SIGKILL.
+// it trains with the config the parent passed and blocks at the requested
+// kill point until the parent kills it with SIGKILL.
 func TestHelperProcess(t *testing.T) {
-	raw := os.Getenv(helperEnv)
-	if raw == "" {
+	raw, ok := crashtest.Config()
+	if !ok {
 		return
 	}
 	var cfg Config
-	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+	if err := json.Unmarshal(raw, &cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	block := func() {
-		fmt.Println(blockedMsg)
-		os.Stdout.Sync()
-		select {} // wait for SIGKILL
-	}
-	var h Hooks
-	if s := os.Getenv(killStepEnv); s != "" {
-		k, _ := strconv.ParseInt(s, 10, 64)
-		h.AfterLog = func(step int64) {
-			if step == k {
-				block()
-			}
-		}
-	}
-	if s := os.Getenv(killSaveEnv); s != "" {
-		parts := strings.SplitN(s, ":", 2)
-		k, _ := strconv.ParseInt(parts[0], 10, 64)
-		var saving int64
-		prev := h.AfterLog
-		h.AfterLog = func(step int64) {
-			saving = step
-			if prev != nil {
-				prev(step)
-			}
-		}
-		h.Save = func(stage string) {
-			if saving == k && stage == parts[1] {
-				block()
-			}
-		}
-	}
-	_, err := Run(context.Background(), cfg, Options{CPU: testCPU(), Hooks: h})
-	if err != nil {
+	afterLog, save := crashtest.Hooks()
+	if _, err := Run(context.Background(), cfg, Options{CPU: testCPU(), Hooks: Hooks{AfterLog: afterLog, Save: save}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	os.Exit(0)
 }
 
-// runHelper trains in a subprocess; with a kill point it waits for the
-// helper to block there and kills it with SIGKILL (kill -9). It reports
-// whether the process was killed.
+// runHelper trains in a subprocess, killed with SIGKILL at the kill point
+// env names (if any).
 func runHelper(t *testing.T, cfg Config, env ...string) bool {
 	t.Helper()
-	raw, err := json.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+string(raw))
-	cmd.Env = append(cmd.Env, env...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	killed := false
-	for sc.Scan() {
-		if sc.Text() == blockedMsg {
-			if err := cmd.Process.Kill(); err != nil {
-				t.Fatal(err)
-			}
-			killed = true
-			break
-		}
-	}
-	err = cmd.Wait()
-	if !killed && err != nil {
-		t.Fatalf("helper failed: %v\n%s", err, stderr.String())
-	}
-	if len(env) > 0 && !killed {
-		t.Fatalf("helper with %v finished without reaching its kill point", env)
-	}
-	return killed
+	return crashtest.Run(t, "TestHelperProcess", cfg, env...)
 }
 
 // TestKillAndResumeBitExact kills training with SIGKILL at several points,
@@ -155,12 +79,12 @@ func TestKillAndResumeBitExact(t *testing.T) {
 		env     string
 		resumed int64 // newest checkpoint after the kill
 	}{
-		{killStepEnv + "=2", -1},        // before any checkpoint
-		{killStepEnv + "=5", 3},         // between checkpoints
-		{killSaveEnv + "=6:model", 3},   // model files written, no state yet
-		{killSaveEnv + "=9:state", 6},   // complete in staging, not yet renamed
-		{killSaveEnv + "=9:renamed", 9}, // visible, old one not yet pruned
-		{killStepEnv + "=" + strconv.Itoa(randomStep), int64((randomStep - 1) / 3 * 3)}, // random late step (killed before that step's save)
+		{crashtest.AfterStep + "=2", -1},     // before any checkpoint
+		{crashtest.AfterStep + "=5", 3},      // between checkpoints
+		{crashtest.InSave + "=6:model", 3},   // model files written, no state yet
+		{crashtest.InSave + "=9:state", 6},   // complete in staging, not yet renamed
+		{crashtest.InSave + "=9:renamed", 9}, // visible, old one not yet pruned
+		{crashtest.AfterStep + "=" + strconv.Itoa(randomStep), int64((randomStep - 1) / 3 * 3)}, // random late step (killed before that step's save)
 	}
 	for _, s := range steps {
 		runHelper(t, cfg, s.env)
