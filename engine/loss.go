@@ -22,76 +22,31 @@ const lossChunk = 64
 // of the whole optimizer step). Returns the loss sum (float64) and the
 // number of counted targets.
 func (c *CPU) LMHeadLoss(h, w *Tensor, targets []int32, tokLoss, dh, dw *Tensor, scale float32) (float64, int) {
-	mustF32("LMHeadLoss", h, w, tokLoss, dh, dw)
-	n, ch := rowsCols(h)
-	vocab := w.Shape[0]
-	mustShape("LMHeadLoss", "w", w, vocab, ch)
-	if len(targets) != n || (tokLoss != nil && tokLoss.Numel() != n) || (dh != nil && dh.Numel() != n*ch) {
-		panic(fmt.Sprintf("engine.LMHeadLoss: h %s with %d targets", ShapeString(h.Shape), len(targets)))
+	mustF32("LMHeadLoss", tokLoss)
+	if tokLoss != nil && tokLoss.Numel() != len(targets) {
+		panic(fmt.Sprintf("engine.LMHeadLoss: tokLoss %s for %d targets", ShapeString(tokLoss.Shape), len(targets)))
 	}
-	if dw != nil {
-		mustShape("LMHeadLoss", "dw", dw, vocab, ch)
-	}
-	logits, _ := c.lossPool.Get().([]float32)
-	if len(logits) < lossChunk*vocab {
-		logits = make([]float32, lossChunk*vocab)
-	}
-	defer c.lossPool.Put(logits)
-	rowLoss := make([]float64, lossChunk)
+	rowLoss := make([]float64, len(targets))
+	c.lmHeadRows("LMHeadLoss", h, w, targets, func(i, t int, z []float32) {
+		lse, _ := logSumExpEntropy(z, false)
+		rowLoss[i] = lse - float64(z[t])
+		if dh != nil {
+			l32 := float32(lse)
+			for j, v := range z {
+				z[j] = expf(v-l32) * scale
+			}
+			z[t] -= scale
+		}
+	}, dh, dw)
 	var sum float64
 	var count int
-	for r0 := 0; r0 < n; r0 += lossChunk {
-		rows := min(lossChunk, n-r0)
-		z := logits[:rows*vocab]
-		hc := h.F32[r0*ch : (r0+rows)*ch]
-		c.blas.Sgemm(false, true, rows, vocab, ch, 1, hc, ch, w.F32, ch, 0, z, vocab)
-		c.parallel(rows, 4, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				t := int(targets[r0+i])
-				zr := z[i*vocab : (i+1)*vocab]
-				if t == IgnoreIndex {
-					rowLoss[i] = 0
-					if dh != nil {
-						clear(zr)
-					}
-					continue
-				}
-				if t < 0 || t >= vocab {
-					panic(fmt.Sprintf("engine.LMHeadLoss: target %d at row %d outside vocab of %d", t, r0+i, vocab))
-				}
-				m := zr[0]
-				for _, v := range zr {
-					m = max(m, v)
-				}
-				var se float64
-				for _, v := range zr {
-					se += float64(expf(v - m))
-				}
-				lse := float64(m) + math.Log(se)
-				rowLoss[i] = lse - float64(zr[t])
-				if dh != nil {
-					l32 := float32(lse)
-					for j, v := range zr {
-						zr[j] = expf(v-l32) * scale
-					}
-					zr[t] -= scale
-				}
-			}
-		})
-		for i := 0; i < rows; i++ {
-			if tokLoss != nil {
-				tokLoss.F32[r0+i] = float32(rowLoss[i])
-			}
-			if targets[r0+i] != IgnoreIndex {
-				sum += rowLoss[i]
-				count++
-			}
+	for i, t := range targets {
+		if tokLoss != nil {
+			tokLoss.F32[i] = float32(rowLoss[i])
 		}
-		if dh != nil {
-			c.blas.Sgemm(false, false, rows, ch, vocab, 1, z, vocab, w.F32, ch, 0, dh.F32[r0*ch:(r0+rows)*ch], ch)
-			if dw != nil {
-				c.blas.Sgemm(true, false, vocab, ch, rows, 1, z, vocab, hc, ch, 1, dw.F32, ch)
-			}
+		if t != IgnoreIndex {
+			sum += rowLoss[i]
+			count++
 		}
 	}
 	return sum, count

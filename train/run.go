@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
 
 	"purpcode/checkpoint"
 	"purpcode/engine"
@@ -161,4 +165,20 @@ func Begin(out, trainer, metricsFile string, resume bool, settings map[string]st
 		return nil, Checkpoint{}, fmt.Errorf("resume %s: %w", ck.Dir, err)
 	}
 	return st, ck, nil
+}
+
+// LoadYAMLFile decodes a YAML run config into cfg (a pointer to a config
+// struct): keys not in the file keep cfg's values, unknown keys are errors
+// so that a typo is not silently ignored.
+func LoadYAMLFile(path string, cfg any) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"purpcode/analyzer"
 	"purpcode/distill"
@@ -27,6 +24,7 @@ import (
 	"purpcode/redteam"
 	"purpcode/sandbox"
 	"purpcode/tokenizer"
+	"purpcode/train"
 	"purpcode/train/grpo"
 	"purpcode/train/sft"
 )
@@ -73,16 +71,7 @@ func loadRecipe(path string) (recipeConfig, error) {
 	if path == "" {
 		return cfg, nil
 	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	return cfg, nil
+	return cfg, train.LoadYAMLFile(path, &cfg)
 }
 
 // stageResult is one evaluated model of the run.

@@ -1,14 +1,9 @@
 package grpo
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
+	"purpcode/train"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"purpcode/train/optim"
 )
@@ -82,18 +77,7 @@ func DefaultConfig() Config {
 }
 
 // LoadConfigFile decodes YAML into cfg; unknown keys are errors.
-func LoadConfigFile(path string, cfg *Config) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
-}
+func LoadConfigFile(path string, cfg *Config) error { return train.LoadYAMLFile(path, cfg) }
 
 // Validate reports every bad field at once.
 func (c *Config) Validate() error {

@@ -1,15 +1,10 @@
 package sft
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"math"
-	"os"
+	"purpcode/train"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"purpcode/train/data"
 	"purpcode/train/optim"
@@ -61,18 +56,7 @@ func DefaultConfig() Config {
 
 // LoadConfigFile decodes a YAML file into cfg (keys not in the file keep
 // cfg's values). Unknown keys are errors, so a typo is not ignored.
-func LoadConfigFile(path string, cfg *Config) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
-}
+func LoadConfigFile(path string, cfg *Config) error { return train.LoadYAMLFile(path, cfg) }
 
 // Validate checks every field and reports all problems at once.
 func (c *Config) Validate() error {
