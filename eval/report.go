@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -101,7 +102,17 @@ func PlotCurves(path, title, xlabel, ylabel string, series []Series) error {
 		p.Add(l)
 		p.Legend.Add(s.Name, l)
 	}
-	p.Legend.Top = true
+	// Leave headroom above the data so the legend never covers a curve.
+	ymin, ymax := math.Inf(1), math.Inf(-1)
+	for _, s := range series {
+		for _, y := range s.Y {
+			ymin, ymax = math.Min(ymin, y), math.Max(ymax, y)
+		}
+	}
+	if ymax > ymin {
+		p.Y.Min, p.Y.Max = math.Min(0, ymin), ymax+0.35*(ymax-math.Min(0, ymin))
+	}
+	p.Legend.Top, p.Legend.Left = true, true
 	if err := p.Save(7*vg.Inch, 4*vg.Inch, path); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
@@ -114,7 +125,7 @@ func PlotStages(path, title string, stages []Stage) error {
 	p := plot.New()
 	p.Title.Text = title
 	p.Y.Label.Text = "%"
-	p.Y.Min, p.Y.Max = 0, 105
+	p.Y.Min, p.Y.Max = 0, 130 // headroom for the legend above the 100% bars
 	p.Add(plotter.NewGrid())
 	w := vg.Points(14)
 	names := make([]string, len(headline))
@@ -136,7 +147,7 @@ func PlotStages(path, title string, stages []Stage) error {
 		p.Add(bars)
 		p.Legend.Add(s.Name, bars)
 	}
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	p.NominalX(wrapNames(names)...)
 	if err := p.Save(9*vg.Inch, 4.5*vg.Inch, path); err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)

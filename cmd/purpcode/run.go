@@ -348,7 +348,14 @@ func (r *recipe) report(stages []stageResult) error {
 	if err != nil {
 		return err
 	}
-	if err := eval.PlotCurves(filepath.Join(out, "rl_reward.png"), "GRPO", "step", "mean", []eval.Series{reward, format}); err != nil {
+	curves := []eval.Series{reward, format}
+	for _, o := range oracle.Oracles {
+		if s, err := metricSeries(filepath.Join(out, "rl", grpo.MetricsFile), "reward_by_oracle."+o); err == nil && len(s.Y) > 0 {
+			s.Name = "reward " + o
+			curves = append(curves, s)
+		}
+	}
+	if err := eval.PlotCurves(filepath.Join(out, "rl_reward.png"), "GRPO: mean reward per step (sampled groups)", "step", "mean", curves); err != nil {
 		return err
 	}
 	var b strings.Builder
@@ -358,13 +365,19 @@ func (r *recipe) report(stages []stageResult) error {
 	b.WriteString("\n![before/after](before_after.png)\n\n## Training\n\n![SFT loss](sft_loss.png)\n\n![GRPO reward](rl_reward.png)\n\n")
 	b.WriteString("## Stages\n\n| stage | model | prompts per oracle | seconds |\n|---|---|---|---:|\n")
 	for _, s := range stages {
-		fmt.Fprintf(&b, "| %s | `%s` | %v | %.0f |\n", s.Name, s.Model, s.Metrics.Count, s.Seconds)
+		var counts []string
+		for _, o := range s.Metrics.Oracles() {
+			counts = append(counts, fmt.Sprintf("%s %d", o, s.Metrics.Count[o]))
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %.0f |\n", s.Name, s.Model, strings.Join(counts, ", "), s.Seconds)
 	}
 	b.WriteString("\nPer-prompt answers and scores: `eval-<stage>.jsonl`; training logs: `sft/metrics.jsonl`, `rl/metrics.jsonl`; distillation summary: `distill/summary.json`.\n")
 	return os.WriteFile(filepath.Join(out, "report.md"), []byte(b.String()), 0o644)
 }
 
-// metricSeries reads one numeric field of every step row of a metrics.jsonl.
+// metricSeries reads one numeric field (a dotted path into nested objects,
+// e.g. "reward_by_oracle.codesec") of every step row of a metrics.jsonl;
+// steps without it are left out.
 func metricSeries(path, field string) (eval.Series, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -380,7 +393,15 @@ func metricSeries(path, field string) (eval.Series, error) {
 			return s, fmt.Errorf("%s: %w", path, err)
 		}
 		step, ok1 := row["step"].(float64)
-		v, ok2 := row[field].(float64)
+		var cur any = row
+		for _, k := range strings.Split(field, ".") {
+			if m, ok := cur.(map[string]any); ok {
+				cur = m[k]
+			} else {
+				cur = nil
+			}
+		}
+		v, ok2 := cur.(float64)
 		if ok1 && ok2 && row["event"] == nil {
 			s.X, s.Y = append(s.X, step), append(s.Y, v)
 		}
