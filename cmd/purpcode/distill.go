@@ -38,6 +38,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	workers := fs.Int("score-workers", 0, "concurrent oracle calls (0: cores)")
 	noCode := fs.Float64("no-code-score", oracle.DefaultCodeSecOptions().NoCodeScore, "codesec score of an answer without Python code")
 	cpu := addCPUFlags(fs)
+	judgeDir := addJudgeFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: purpcode distill --model DIR --data prompts.jsonl --out DIR [flags]\n\n"+
 			"Rule learning by context distillation: sample k answers per prompt with the safety policy and the\n"+
@@ -88,7 +89,11 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	}
 	oc := oracle.DefaultConfig()
 	oc.CodeSec.NoCodeScore = *noCode
-	scorer, closeScorer, err := oracle.NewScorerFor(rows, nil, oc, *workers)
+	judge, err := loadJudge(*judgeDir, m.CPU())
+	if err != nil {
+		return err
+	}
+	scorer, closeScorer, err := oracle.NewScorerFor(rows, judge, oc, *workers)
 	if err != nil {
 		return err
 	}

@@ -25,8 +25,10 @@ func runReward(args []string, stdout, stderr io.Writer) error {
 	noCode := fs.Float64("no-code-score", oracle.DefaultCodeSecOptions().NoCodeScore, "codesec score of a response without Python code")
 	always := fs.Bool("always-run-oracle", true, "run the oracle even when the format gate fails (the reward is 0 either way)")
 	tail := fs.Int("tail", 600, "bytes of test output shown per row in text mode")
+	judgeDir := addJudgeFlag(fs)
+	cpu := addCPUFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: purpcode reward --data rows.jsonl [--json]\n\nScores responses with the in-process oracles: reward = format gate x the row's oracle\n(codesec, correctness, general-safety or noreject; judges use the heuristic classifier).\n\nflags:")
+		fmt.Fprintln(stderr, "usage: purpcode reward --data rows.jsonl [--json]\n\nScores responses with the in-process oracles: reward = format gate x the row's oracle\n(codesec, correctness, general-safety or noreject; judges: --judge-model or the heuristic classifier).\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -48,7 +50,11 @@ func runReward(args []string, stdout, stderr io.Writer) error {
 	cfg.Format.FullText = *fullText
 	cfg.CodeSec.NoCodeScore = *noCode
 	cfg.AlwaysRunOracle = *always
-	scorer, closeScorer, err := oracle.NewScorerFor(rows, nil, cfg, *workers)
+	judge, err := loadJudge(*judgeDir, cpu.cpu())
+	if err != nil {
+		return err
+	}
+	scorer, closeScorer, err := oracle.NewScorerFor(rows, judge, cfg, *workers)
 	if err != nil {
 		return err
 	}

@@ -139,3 +139,20 @@ func TestRewardCommandCorrectness(t *testing.T) {
 		}
 	}
 }
+
+// TestRewardJudgeModel: with --judge-model the noreject row goes to the
+// model through the judge prompt; the tiny random test model cannot judge
+// (its context is shorter than the judge prompt, and it never writes a
+// verdict line), which must be reported as an error, not scored as a guess.
+func TestRewardJudgeModel(t *testing.T) {
+	dir, _ := genModelDir(t)
+	path := writeRows(t, rewardRow(t, map[string]any{"id": "q", "oracle": "noreject", "prompt": "sort a list",
+		"response": rewardAnalysis + "Use sorted(xs)."}))
+	err := runReward([]string{"--data", path, "--judge-model", dir}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), `row "q": noreject judge`) {
+		t.Fatalf("error %v, want the judge model's failure reported", err)
+	}
+	if err := runReward([]string{"--data", path, "--judge-model", filepath.Join(dir, "missing")}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "judge model") {
+		t.Fatalf("missing judge dir: %v", err)
+	}
+}

@@ -19,6 +19,7 @@ func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
 	fs.StringVar(&fl.Model, "model", fl.Model, "Hugging Face model `dir`: the initial policy and the frozen reference")
 	fs.Var(listFlag{&fl.Data}, "data", "RL prompt JSONL `files` {id, messages|prompt, oracle, tests?, meta?}")
 	fs.StringVar(&fl.Out, "out", fl.Out, "output `dir` (metrics.jsonl, checkpoint-STEP/)")
+	fs.StringVar(&fl.JudgeModel, "judge-model", fl.JudgeModel, "model `dir` judging general-safety/noreject answers (default: the heuristic refusal classifier)")
 	fs.StringVar(&fl.SkipIDs, "skip-ids", fl.SkipIDs, "`file` of prompt ids to exclude (one per line; easy tasks from distill)")
 	fs.IntVar(&fl.Steps, "steps", fl.Steps, "optimizer steps")
 	fs.IntVar(&fl.PromptsPerStep, "prompts-per-step", fl.PromptsPerStep, "prompts per step (B)")
@@ -70,6 +71,9 @@ func runRL(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := grpo.Options{Log: stderr, CPU: cpu.cpu()}
+	if opts.Judge, err = loadJudge(cfg.JudgeModel, opts.CPU); err != nil {
+		return err
+	}
 	bar := newStepBar(stderr)
 	opts.OnStep = func(row grpo.Metrics, total int64) {
 		bar.set(row.Step, total, fmt.Sprintf("rl reward %.3f usable %.2f kl %.4f", row.Reward, row.UsableFrac, row.KL))

@@ -33,14 +33,17 @@ import (
 // base model. Stage sections take the keys of `purpcode distill`, `sft` and
 // `rl`; model, data and output paths are filled in by the recipe.
 type recipeConfig struct {
-	Out       string        `yaml:"out"`        // run directory (replaced with --force)
-	BaseModel string        `yaml:"base_model"` // HF model dir to make safer
-	WorldSeed uint64        `yaml:"world_seed"` // seed of the toy red-team world
-	Threads   int           `yaml:"threads"`    // fixed fan-out, so reruns give the same numbers
-	Distill   distillConfig `yaml:"distill"`
-	SFT       sft.Config    `yaml:"sft"`
-	RL        grpo.Config   `yaml:"rl"`
-	Eval      evalConfig    `yaml:"eval"`
+	Out       string `yaml:"out"`        // run directory (replaced with --force)
+	BaseModel string `yaml:"base_model"` // HF model dir to make safer
+	// JudgeModel judges general-safety / noreject answers in every stage;
+	// "" uses the heuristic refusal classifier.
+	JudgeModel string        `yaml:"judge_model"`
+	WorldSeed  uint64        `yaml:"world_seed"` // seed of the toy red-team world
+	Threads    int           `yaml:"threads"`    // fixed fan-out, so reruns give the same numbers
+	Distill    distillConfig `yaml:"distill"`
+	SFT        sft.Config    `yaml:"sft"`
+	RL         grpo.Config   `yaml:"rl"`
+	Eval       evalConfig    `yaml:"eval"`
 }
 
 type distillConfig struct {
@@ -135,6 +138,7 @@ type recipe struct {
 	start time.Time
 	an    *analyzer.Analyzer
 	sb    *sandbox.Runner
+	judge oracle.Judge // nil: heuristic
 }
 
 func (r *recipe) logf(format string, args ...any) {
@@ -149,6 +153,9 @@ func (r *recipe) run(ctx context.Context) ([]stageResult, error) {
 	}
 	defer r.an.Close()
 	if r.sb, err = sandbox.New(sandbox.Options{Workers: cfg.Threads}); err != nil {
+		return nil, err
+	}
+	if r.judge, err = loadJudge(cfg.JudgeModel, r.cpu); err != nil {
 		return nil, err
 	}
 
@@ -207,7 +214,8 @@ func (r *recipe) run(ctx context.Context) ([]stageResult, error) {
 	rc.Model, rc.Data, rc.Out, rc.Resume = sres.Checkpoint, []string{filepath.Join(worldDir, "train.jsonl")}, filepath.Join(cfg.Out, "rl"), false
 	rc.SkipIDs = filepath.Join(distillDir, "easy_ids.txt")
 	r.logf("rl: %d steps of %d prompts x %d samples", rc.Steps, rc.PromptsPerStep, rc.GroupSize)
-	gres, err := grpo.Run(ctx, rc, grpo.Options{CPU: r.cpu, Log: prefixWriter(r.log, "  "), OnStep: func(m grpo.Metrics, total int64) {
+	rc.JudgeModel = cfg.JudgeModel
+	gres, err := grpo.Run(ctx, rc, grpo.Options{CPU: r.cpu, Judge: r.judge, Log: prefixWriter(r.log, "  "), OnStep: func(m grpo.Metrics, total int64) {
 		r.logf("rl step %d/%d: reward %.3f (format %.2f) usable %d/%d kl %.4f", m.Step, total, m.Reward, m.FormatRate, m.UsableGroups, m.Drawn, m.KL)
 	}})
 	if err != nil {
@@ -242,7 +250,7 @@ func (r *recipe) distill(ctx context.Context, rows []oracle.Row, dir string) err
 	opts.EOS = eos
 	oc := oracle.DefaultConfig()
 	oc.CodeSec.NoCodeScore = r.cfg.RL.NoCodeScore
-	res, err := distill.Run(ctx, m, tok, oracle.NewScorer(r.an, r.sb, nil, oc), rows, opts)
+	res, err := distill.Run(ctx, m, tok, oracle.NewScorer(r.an, r.sb, r.judge, oc), rows, opts)
 	if err != nil {
 		return fmt.Errorf("distill: %w", err)
 	}
@@ -281,7 +289,7 @@ func (r *recipe) evaluate(ctx context.Context, name, dir string, rows []oracle.R
 	}
 	oc := oracle.DefaultConfig()
 	oc.AlwaysRunOracle = true
-	scorer := oracle.NewScorer(r.an, r.sb, nil, oc)
+	scorer := oracle.NewScorer(r.an, r.sb, r.judge, oc)
 	scored, metrics, err := eval.Run(ctx, m, tok, scorer, rows, eval.Options{Prefix: r.cfg.RL.Prefix, MaxNewTokens: r.cfg.Eval.MaxNewTokens, EOS: eos})
 	if err != nil {
 		return stageResult{}, fmt.Errorf("evaluate %s: %w", name, err)

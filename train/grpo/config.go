@@ -22,6 +22,9 @@ type Config struct {
 	Data    []string `yaml:"data"`     // RL prompt JSONL files
 	Out     string   `yaml:"out"`      // output dir
 	SkipIDs string   `yaml:"skip_ids"` // file of prompt ids to exclude (easy tasks from rule learning), one per line
+	// JudgeModel is a model dir judging general-safety / noreject answers
+	// (the caller loads it into Options.Judge); "" = heuristic classifier.
+	JudgeModel string `yaml:"judge_model"`
 
 	Steps          int     `yaml:"steps"`            // optimizer steps of the run
 	PromptsPerStep int     `yaml:"prompts_per_step"` // B

@@ -727,7 +727,7 @@ func (c *Config) fingerprint() (map[string]string, error) {
 	files := append([]string(nil), c.Data...)
 	sort.Strings(files)
 	return map[string]string{
-		"model_config": mc, "data": strings.Join(files, ",") + " sha256:" + dh, "skip_ids": sk,
+		"model_config": mc, "data": strings.Join(files, ",") + " sha256:" + dh, "skip_ids": sk, "judge_model": c.JudgeModel,
 		"steps": strconv.Itoa(c.Steps), "prompts_per_step": strconv.Itoa(c.PromptsPerStep), "group_size": strconv.Itoa(c.GroupSize),
 		"sampling": c.Sampling, "max_roll_factor": f(c.MaxRollFactor), "temperature": f(c.Temperature), "top_p": f(c.TopP),
 		"top_k": strconv.Itoa(c.TopK), "max_prompt_len": strconv.Itoa(c.MaxPromptLen), "max_response_len": strconv.Itoa(c.MaxResponseLen),

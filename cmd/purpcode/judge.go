@@ -1,0 +1,45 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"purpcode/engine"
+	"purpcode/generate"
+	"purpcode/model/qwen2"
+	"purpcode/oracle"
+	"purpcode/tokenizer"
+)
+
+// addJudgeFlag registers --judge-model: the general-safety and noreject
+// oracles then ask that model (in-process, greedy, with oracle.JudgePrompt)
+// instead of the heuristic refusal classifier.
+func addJudgeFlag(fs *flag.FlagSet) *string {
+	return fs.String("judge-model", "", "model `dir` judging general-safety/noreject answers (default: the heuristic refusal classifier)")
+}
+
+// loadJudge returns the judge for dir, or nil (the heuristic) when dir is
+// empty. The judge model has its own KV cache and decodes the prompts of
+// concurrent scorers together.
+func loadJudge(dir string, cpu *engine.CPU) (oracle.Judge, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	m, err := qwen2.Load(dir, cpu)
+	if err != nil {
+		return nil, fmt.Errorf("judge model: %w", err)
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("judge model: %w", err)
+	}
+	eos, err := generate.StopTokens(dir, m.Cfg, tok)
+	if err != nil {
+		return nil, fmt.Errorf("judge model: %w", err)
+	}
+	eng, err := generate.New(m, generate.Options{MaxBatch: 16, EOS: eos})
+	if err != nil {
+		return nil, fmt.Errorf("judge model: %w", err)
+	}
+	return oracle.ModelJudge{Gen: generate.NewCompleter(eng, tok, generate.SamplingParams{Greedy: true, MaxNewTokens: 256})}, nil
+}
