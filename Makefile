@@ -23,9 +23,8 @@ build: ## build bin/purpcode
 	$(GO) build -o $(BIN) ./cmd/purpcode
 
 .PHONY: run
-run: deps build ## run the main job on the embedded default model
-	./$(BIN) version
-	./$(BIN) score --model testdata/tiny-random --data testdata/tiny-random/batch.jsonl
+run: deps build ## the whole PurpCode recipe on the embedded base model (report in runs/demo)
+	./$(BIN) run --config configs/demo.yaml --force
 
 .PHONY: test
 test: deps ## run every test (conformance tests read ../shared/refs when present)
@@ -39,13 +38,20 @@ lint: ## gofmt, go vet and the architecture rules
 	$(GO) test -count=1 ./internal/archtest/
 
 .PHONY: bench
-bench: deps ## CPU benchmarks: train step tokens/s, GEMM efficiency, sgemm GFLOP/s
+bench: deps build ## CPU benchmarks: train step, GEMM efficiency, sgemm, decode/prefill, SFT vs PyTorch
 	$(GO) test -run '^$$' -bench 'TrainStep' -benchtime 3x ./model/qwen2/
 	$(GO) test -run '^$$' -bench 'Sgemm' -benchtime 20x ./kernels/
+	$(GO) test -run '^$$' -bench 'Decode|Prefill' -benchtime 3x ./generate/
+	./$(BIN) bench --device cpu
+	sh scripts/bench-sft-vs-torch.sh $(BIN)
 
 .PHONY: testdata
 testdata: build ## regenerate the embedded random tiny model (deterministic)
 	./$(BIN) init --config testdata/tiny-random.config.json --out testdata/tiny-random --seed 7
+
+.PHONY: base-model
+base-model: build ## regenerate the embedded base model testdata/base-model (deterministic, ~15 min on 2 cores)
+	sh scripts/make-base-model.sh ./$(BIN)
 
 .PHONY: clean
 clean: ## remove build outputs
