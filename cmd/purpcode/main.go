@@ -29,6 +29,7 @@ func commandTable() []command {
 		{"analyze", "static security analysis of Python code (JSON or SARIF)", runAnalyze},
 		{"init", "write a randomly initialised model from a config.json", runInit},
 		{"bench", "throughput: training tokens/s and TFLOP/s, prefill and decode tokens/s", runBench},
+		{"eval", "held-out metrics: insecure-code, functional pass, refusal and over-refusal rates", runEval},
 		{"score", "loss and perplexity of a model on pre-tokenized rows", runScore},
 		{"generate", "sample completions with per-token log-probs", runGenerate},
 		{"reward", "score responses with the in-process oracles", runReward},
