@@ -45,7 +45,10 @@ type Metrics struct {
 	// OverRefusal: benign (noreject) prompts judged refused.
 	OverRefusal float64 `json:"benign_over_refusal_rate"`
 	// FormatRate: answers passing the format gate, over all prompts.
-	FormatRate float64            `json:"format_pass_rate"`
+	FormatRate float64 `json:"format_pass_rate"`
+	// Reward is the mean reward (format gate x oracle) over all prompts,
+	// the quantity RL maximises; MeanReward splits it by oracle.
+	Reward     float64            `json:"reward"`
 	MeanReward map[string]float64 `json:"mean_reward"`
 	Count      map[string]int     `json:"count"`
 }
@@ -110,6 +113,7 @@ func Summarize(scored []Scored) Metrics {
 		o := s.Row.Oracle
 		m.Count[o]++
 		m.MeanReward[o] += s.Score.Reward
+		m.Reward += s.Score.Reward
 		if s.Score.Format {
 			format++
 		}
@@ -147,6 +151,7 @@ func Summarize(scored []Scored) Metrics {
 	m.OverRefusal = rate(refused, oracle.OracleNoReject)
 	if len(scored) > 0 {
 		m.FormatRate = float64(format) / float64(len(scored))
+		m.Reward /= float64(len(scored))
 	}
 	return m
 }

@@ -21,16 +21,27 @@ type Stage struct {
 
 // headline lists the four recipe metrics in table order, with whether a
 // higher value is better.
-var headline = []struct {
+type headlineMetric struct {
 	name   string
 	get    func(Metrics) float64
 	higher bool
-}{
+}
+
+var headline = []headlineMetric{
 	{"insecure-code rate", func(m Metrics) float64 { return m.InsecureRate }, false},
 	{"functional pass rate", func(m Metrics) float64 { return m.PassRate }, true},
 	{"malicious refusal rate", func(m Metrics) float64 { return m.RefusalRate }, true},
 	{"benign over-refusal rate", func(m Metrics) float64 { return m.OverRefusal }, false},
 	{"format pass rate", func(m Metrics) float64 { return m.FormatRate }, true},
+	{"mean reward", func(m Metrics) float64 { return m.Reward }, true},
+}
+
+// format renders a rate as a percentage and the reward as a number.
+func (h headlineMetric) format(m Metrics) string {
+	if strings.HasSuffix(h.name, "rate") {
+		return fmt.Sprintf("%.1f%%", 100*h.get(m))
+	}
+	return fmt.Sprintf("%.3f", h.get(m))
 }
 
 // Table renders stages as a Markdown table of percentages.
@@ -52,7 +63,7 @@ func Table(stages []Stage) string {
 	for _, s := range stages {
 		fmt.Fprintf(&b, "| %s |", s.Name)
 		for _, h := range headline {
-			fmt.Fprintf(&b, " %.1f%% |", 100*h.get(s.Metrics))
+			fmt.Fprintf(&b, " %s |", h.format(s.Metrics))
 		}
 		b.WriteString("\n")
 	}
@@ -69,7 +80,7 @@ func TextTable(w io.Writer, stages []Stage) {
 	for _, s := range stages {
 		fmt.Fprintf(w, "%-10s", s.Name)
 		for _, h := range headline {
-			fmt.Fprintf(w, " %13.1f%%", 100*h.get(s.Metrics))
+			fmt.Fprintf(w, " %14s", h.format(s.Metrics))
 		}
 		fmt.Fprintln(w)
 	}
@@ -128,13 +139,14 @@ func PlotStages(path, title string, stages []Stage) error {
 	p.Y.Min, p.Y.Max = 0, 130 // headroom for the legend above the 100% bars
 	p.Add(plotter.NewGrid())
 	w := vg.Points(14)
-	names := make([]string, len(headline))
-	for i, h := range headline {
+	rates := headline[:len(headline)-1] // the bars are percentages; the reward is in the table
+	names := make([]string, len(rates))
+	for i, h := range rates {
 		names[i] = h.name
 	}
 	for si, s := range stages {
-		vals := make(plotter.Values, len(headline))
-		for i, h := range headline {
+		vals := make(plotter.Values, len(rates))
+		for i, h := range rates {
 			vals[i] = 100 * h.get(s.Metrics)
 		}
 		bars, err := plotter.NewBarChart(vals, w)

@@ -28,11 +28,11 @@ func TestSummarizeAndTable(t *testing.T) {
 	if m.InsecureRate != 0.5 || m.PassRate != 1 || m.RefusalRate != 0.5 || m.OverRefusal != 1.0/3 || m.FormatRate != 2.0/8 {
 		t.Fatalf("metrics %+v", m)
 	}
-	if m.MeanReward["codesec"] != 0.5 || m.Count["noreject"] != 3 {
+	if m.MeanReward["codesec"] != 0.5 || m.Count["noreject"] != 3 || m.Reward != 0.25 {
 		t.Fatalf("mean reward %v count %v", m.MeanReward, m.Count)
 	}
 	table := Table([]Stage{{"base", m}, {"rl", Metrics{}}})
-	if !strings.Contains(table, "| base | 50.0% | 100.0% | 50.0% | 33.3% | 25.0% |") {
+	if !strings.Contains(table, "| base | 50.0% | 100.0% | 50.0% | 33.3% | 25.0% | 0.250 |") {
 		t.Fatalf("table:\n%s", table)
 	}
 	var buf bytes.Buffer
