@@ -5,33 +5,24 @@ import "math"
 // expf is a float32 exponential accurate to ~2 ulp: range reduction by
 // ln 2 (split in a high part exact in float32 and a low correction) and the
 // classic degree-6 minimax polynomial for e^r on |r| <= ln2/2 (Cephes
-// expf). It is several times faster than math.Exp, which dominated the
-// softmax in attention.
+// expf). Rounding x/ln2 uses the 1.5*2^23 trick (adding it leaves the
+// rounded integer in the low mantissa bits), so there is no float-to-int
+// branch and the function is small enough to inline: it is the inner loop
+// of softmax and SiLU.
 func expf(x float32) float32 {
-	switch {
-	case x > 88.72283:
-		return float32(math.Inf(1))
-	case x < -87.33654:
+	if x < -87.33654 {
 		return 0
-	case x != x:
-		return x
 	}
-	// Round x/ln2 to the nearest integer without math.Floor (not inlined).
-	fn := x * 1.442695041
-	var ni int32
-	if fn >= 0 {
-		ni = int32(fn + 0.5)
-	} else {
-		ni = int32(fn - 0.5)
-	}
-	n := float32(ni)
+	x = min(x, 88.72283) // larger x overflows to +Inf below
+	const magic = 12582912 // 1.5 * 2^23
+	t := x*1.442695041 + magic
+	n := t - magic
 	r := x - n*0.693359375 - n*-2.12194440e-4
 	p := ((((1.9875691500e-4*r+1.3981999507e-3)*r+8.3334519073e-3)*r+4.1665795894e-2)*r+1.6666665459e-1)*r + 5.0000001201e-1
 	p = p*r*r + r + 1
-	// 2^n for n in [-126, 128): build the exponent bits directly; n == 128
-	// only happens at the overflow edge, handled by multiplying twice.
-	if ni > 127 {
-		return p * 2 * math.Float32frombits(uint32(ni-1+127)<<23)
-	}
-	return p * math.Float32frombits(uint32(ni+127)<<23)
+	// The low mantissa bits of t hold n (two's complement, n in
+	// [-126, 128]); n + 127 is the biased exponent of 2^n, and 2^128
+	// becomes the Inf pattern, which is the right overflow.
+	e := (math.Float32bits(t) - 0x4B400000 + 127) << 23
+	return p * math.Float32frombits(e)
 }
