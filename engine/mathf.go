@@ -13,7 +13,7 @@ func expf(x float32) float32 {
 	if x < -87.33654 {
 		return 0
 	}
-	x = min(x, 88.72283) // larger x overflows to +Inf below
+	x = min(x, 88.72283)   // larger x overflows to +Inf below
 	const magic = 12582912 // 1.5 * 2^23
 	t := x*1.442695041 + magic
 	n := t - magic

@@ -10,10 +10,7 @@ import (
 	"syscall"
 
 	"purpcode/eval"
-	"purpcode/generate"
-	"purpcode/model/qwen2"
 	"purpcode/oracle"
-	"purpcode/tokenizer"
 )
 
 // runEval answers every prompt of a suite once (greedy by default) and
@@ -47,15 +44,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := qwen2.Load(*modelDir, cpu.cpu())
-	if err != nil {
-		return err
-	}
-	tok, err := tokenizer.Load(*modelDir)
-	if err != nil {
-		return err
-	}
-	eos, err := generate.StopTokens(*modelDir, m.Cfg, tok)
+	m, tok, eos, err := loadModelDir(*modelDir, cpu.cpu())
 	if err != nil {
 		return err
 	}

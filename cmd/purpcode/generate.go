@@ -12,7 +12,6 @@ import (
 	"strconv"
 
 	"purpcode/generate"
-	"purpcode/model/qwen2"
 	"purpcode/tokenizer"
 )
 
@@ -69,15 +68,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := qwen2.Load(*modelDir, cpuFlags.cpu())
-	if err != nil {
-		return err
-	}
-	tok, err := tokenizer.Load(*modelDir)
-	if err != nil {
-		return err
-	}
-	eos, err := generate.StopTokens(*modelDir, m.Cfg, tok)
+	m, tok, eos, err := loadModelDir(*modelDir, cpuFlags.cpu())
 	if err != nil {
 		return err
 	}

@@ -25,15 +25,7 @@ func loadJudge(dir string, cpu *engine.CPU) (oracle.Judge, error) {
 	if dir == "" {
 		return nil, nil
 	}
-	m, err := qwen2.Load(dir, cpu)
-	if err != nil {
-		return nil, fmt.Errorf("judge model: %w", err)
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, fmt.Errorf("judge model: %w", err)
-	}
-	eos, err := generate.StopTokens(dir, m.Cfg, tok)
+	m, tok, eos, err := loadModelDir(dir, cpu)
 	if err != nil {
 		return nil, fmt.Errorf("judge model: %w", err)
 	}
@@ -42,4 +34,23 @@ func loadJudge(dir string, cpu *engine.CPU) (oracle.Judge, error) {
 		return nil, fmt.Errorf("judge model: %w", err)
 	}
 	return oracle.ModelJudge{Gen: generate.NewCompleter(eng, tok, generate.SamplingParams{Greedy: true, MaxNewTokens: 256})}, nil
+}
+
+// loadModelDir loads a model directory for generation: weights, tokenizer
+// and the stop tokens from generation_config.json, config.json and the
+// tokenizer.
+func loadModelDir(dir string, cpu *engine.CPU) (*qwen2.Model, *tokenizer.Tokenizer, []int, error) {
+	m, err := qwen2.Load(dir, cpu)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	eos, err := generate.StopTokens(dir, m.Cfg, tok)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return m, tok, eos, nil
 }

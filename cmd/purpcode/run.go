@@ -18,7 +18,6 @@ import (
 	"purpcode/distill"
 	"purpcode/engine"
 	"purpcode/eval"
-	"purpcode/generate"
 	"purpcode/model/qwen2"
 	"purpcode/oracle"
 	"purpcode/redteam"
@@ -265,19 +264,7 @@ func indent(s, prefix string) string {
 
 // load reads a model directory with its tokenizer and stop tokens.
 func (r *recipe) load(dir string) (*qwen2.Model, *tokenizer.Tokenizer, []int, error) {
-	m, err := qwen2.Load(dir, r.cpu)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	eos, err := generate.StopTokens(dir, m.Cfg, tok)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return m, tok, eos, nil
+	return loadModelDir(dir, r.cpu)
 }
 
 // evaluate scores a model's greedy answers to the held-out prompts.
