@@ -173,35 +173,47 @@ func (c *CPU) RoPE(x *Tensor, pos []int32, heads int, cos, sin *Tensor, inverse 
 }
 
 // SwiGLUForward computes out = silu(gate) * up element-wise; all (N, I).
-func (c *CPU) SwiGLUForward(out, gate, up *Tensor) {
-	mustF32("SwiGLUForward", out, gate, up)
-	if gate.Numel() != up.Numel() || out.Numel() != gate.Numel() {
+// sig, when not nil, receives sigmoid(gate) so SwiGLUBackward need not
+// recompute the exponentials.
+func (c *CPU) SwiGLUForward(out, sig, gate, up *Tensor) {
+	mustF32("SwiGLUForward", out, sig, gate, up)
+	if gate.Numel() != up.Numel() || out.Numel() != gate.Numel() || (sig != nil && sig.Numel() != gate.Numel()) {
 		panic(fmt.Sprintf("engine.SwiGLUForward: out %s, gate %s, up %s", ShapeString(out.Shape), ShapeString(gate.Shape), ShapeString(up.Shape)))
 	}
 	c.parallel(len(gate.F32), 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g := gate.F32[i]
-			out.F32[i] = g / (1 + expf(-g)) * up.F32[i]
+			s := 1 / (1 + expf(-g))
+			if sig != nil {
+				sig.F32[i] = s
+			}
+			out.F32[i] = g * s * up.F32[i]
 		}
 	})
 }
 
 // SwiGLUBackward overwrites dgate and dup with the gradients of
-// SwiGLUForward given dout.
-func (c *CPU) SwiGLUBackward(dgate, dup, dout, gate, up *Tensor) {
-	mustF32("SwiGLUBackward", dgate, dup, dout, gate, up)
+// SwiGLUForward given dout. sig is the forward's sigmoid(gate), or nil to
+// recompute it.
+func (c *CPU) SwiGLUBackward(dgate, dup, dout, gate, up, sig *Tensor) {
+	mustF32("SwiGLUBackward", dgate, dup, dout, gate, up, sig)
 	n := gate.Numel()
-	if up.Numel() != n || dout.Numel() != n || dgate.Numel() != n || dup.Numel() != n {
+	if up.Numel() != n || dout.Numel() != n || dgate.Numel() != n || dup.Numel() != n || (sig != nil && sig.Numel() != n) {
 		panic(fmt.Sprintf("engine.SwiGLUBackward: shapes dgate %s dup %s dout %s gate %s up %s",
 			ShapeString(dgate.Shape), ShapeString(dup.Shape), ShapeString(dout.Shape), ShapeString(gate.Shape), ShapeString(up.Shape)))
 	}
 	c.parallel(n, 4096, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			g := gate.F32[i]
-			sig := 1 / (1 + expf(-g))
+			var s float32
+			if sig != nil {
+				s = sig.F32[i]
+			} else {
+				s = 1 / (1 + expf(-g))
+			}
 			d := dout.F32[i]
-			dup.F32[i] = d * g * sig
-			dgate.F32[i] = d * up.F32[i] * sig * (1 + g*(1-sig))
+			dup.F32[i] = d * g * s
+			dgate.F32[i] = d * up.F32[i] * s * (1 + g*(1-s))
 		}
 	})
 }

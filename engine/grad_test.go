@@ -173,11 +173,22 @@ func TestSwiGLUGrad(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	g, u, wt := randT(r, 3, 4, 9), randT(r, 2, 4, 9), randT(r, 1, 4, 9)
 	out := New(4, 9)
-	loss := func() float64 { c.SwiGLUForward(out, g, u); return dot(out, wt) }
+	loss := func() float64 { c.SwiGLUForward(out, nil, g, u); return dot(out, wt) }
 	dg, du := New(4, 9), New(4, 9)
-	c.SwiGLUBackward(dg, du, wt, g, u)
+	c.SwiGLUBackward(dg, du, wt, g, u, nil)
 	checkGrad(t, "dgate", g, dg, loss)
 	checkGrad(t, "dup", u, du, loss)
+	// With the forward's saved sigmoid the gradients are the same.
+	sig, out2 := New(4, 9), New(4, 9)
+	c.SwiGLUForward(out, nil, g, u) // checkGrad left out at a perturbed input
+	c.SwiGLUForward(out2, sig, g, u)
+	dg2, du2 := New(4, 9), New(4, 9)
+	c.SwiGLUBackward(dg2, du2, wt, g, u, sig)
+	for i := range dg.F32 {
+		if dg.F32[i] != dg2.F32[i] || du.F32[i] != du2.F32[i] || out.F32[i] != out2.F32[i] {
+			t.Fatalf("saved sigmoid changes element %d", i)
+		}
+	}
 }
 
 // naiveAttention is an independent float64 loop implementation of masked

@@ -9,9 +9,10 @@ import (
 // (the Hugging Face / PyTorch convention).
 const IgnoreIndex = -100
 
-// lossChunk is how many token rows of full-vocabulary logits exist at once:
+// lossChunk is how many token rows of full-vocabulary logits exist at once
+// (256 keeps the head GEMMs large enough to run at full BLAS speed):
 // the head never materialises (N, V) logits for the whole batch.
-const lossChunk = 64
+const lossChunk = 256
 
 // LMHeadLoss fuses the output projection, log-softmax and cross-entropy:
 // for each row r of h (N, C) with targets[r] != IgnoreIndex,
@@ -28,12 +29,23 @@ func (c *CPU) LMHeadLoss(h, w *Tensor, targets []int32, tokLoss, dh, dw *Tensor,
 	}
 	rowLoss := make([]float64, len(targets))
 	c.lmHeadRows("LMHeadLoss", h, w, targets, func(i, t int, z []float32) {
-		lse, _ := logSumExpEntropy(z, false)
-		rowLoss[i] = lse - float64(z[t])
+		// One exp pass: keep e^(z-max) in z, then scale it into softmax
+		// (the gradient) in place.
+		zt, m := z[t], z[0]
+		for _, v := range z {
+			m = max(m, v)
+		}
+		var se float64
+		for j, v := range z {
+			e := expf(v - m)
+			z[j] = e
+			se += float64(e)
+		}
+		rowLoss[i] = float64(m) + math.Log(se) - float64(zt)
 		if dh != nil {
-			l32 := float32(lse)
-			for j, v := range z {
-				z[j] = expf(v-l32) * scale
+			k := float32(float64(scale) / se)
+			for j := range z {
+				z[j] *= k
 			}
 			z[t] -= scale
 		}

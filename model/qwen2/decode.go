@@ -342,7 +342,7 @@ func (d *Decoder) Step(seqs []StepSeq, all bool) (*engine.Tensor, error) {
 		c.RMSNormForward(ln2, rstd, mid, lp.ln2.W, cfg.RMSNormEps)
 		c.LinearForward(gate, ln2, lp.gate.W, nil)
 		c.LinearForward(up, ln2, lp.up.W, nil)
-		c.SwiGLUForward(act, gate, up)
+		c.SwiGLUForward(act, nil, gate, up)
 		c.LinearForward(x, act, lp.down.W, nil)
 		c.Add(x, x, mid)
 	}

@@ -115,6 +115,7 @@ type layerActs struct {
 	mid        *engine.Tensor // (N, C) residual after attention
 	ln2, rstd2 *engine.Tensor
 	gate, up   *engine.Tensor // (N, I)
+	sig        *engine.Tensor // (N, I) sigmoid(gate), saved for backward
 	act        *engine.Tensor // (N, I) silu(gate)*up
 }
 
@@ -144,7 +145,7 @@ func (m *Model) NewActs(b, t int) *Acts {
 			q: engine.New(n, m.attDim), k: engine.New(n, m.kvDim), v: engine.New(n, m.kvDim),
 			att: engine.New(n, m.attDim), lse: engine.New(b * m.Cfg.Heads * t),
 			mid: engine.New(n, c), ln2: engine.New(n, c), rstd2: engine.New(n),
-			gate: engine.New(n, i), up: engine.New(n, i), act: engine.New(n, i),
+			gate: engine.New(n, i), up: engine.New(n, i), sig: engine.New(n, i), act: engine.New(n, i),
 		})
 	}
 	a.out, a.lnf, a.rstdf, a.tokLoss = engine.New(n, c), engine.New(n, c), engine.New(n), engine.New(n)
@@ -193,7 +194,7 @@ func (m *Model) Forward(a *Acts, b *Batch) {
 		c.RMSNormForward(la.ln2, la.rstd2, la.mid, lp.ln2.W, m.Cfg.RMSNormEps)
 		c.LinearForward(la.gate, la.ln2, lp.gate.W, nil)
 		c.LinearForward(la.up, la.ln2, lp.up.W, nil)
-		c.SwiGLUForward(la.act, la.gate, la.up)
+		c.SwiGLUForward(la.act, la.sig, la.gate, la.up)
 		next := a.out
 		if l+1 < len(a.layers) {
 			next = a.layers[l+1].in
@@ -261,7 +262,7 @@ func (m *Model) Backward(a *Acts, b *Batch) {
 		la, lp := &a.layers[l], &ps.layers[l]
 		// MLP: dres is the gradient of the layer output.
 		c.LinearBackward(a.dac, lp.down.G, nil, a.dres, la.act, lp.down.W, false)
-		c.SwiGLUBackward(a.dgate, a.dup, a.dac, la.gate, la.up)
+		c.SwiGLUBackward(a.dgate, a.dup, a.dac, la.gate, la.up, la.sig)
 		c.LinearBackward(a.dln, lp.gate.G, nil, a.dgate, la.ln2, lp.gate.W, false)
 		c.LinearBackward(a.dln, lp.up.G, nil, a.dup, la.ln2, lp.up.W, true)
 		c.RMSNormBackward(a.dres, lp.ln2.G, a.dln, la.mid, lp.ln2.W, la.rstd2) // dres is now d(mid)
