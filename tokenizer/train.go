@@ -245,61 +245,14 @@ type pairCount struct {
 	key   uint64
 }
 
-// pairHeap is a max-heap on count, ties to the smaller pair key (left id,
-// then right id).
-type pairHeap []pairCount
-
-func (h pairHeap) less(i, j int) bool {
-	if h[i].count != h[j].count {
-		return h[i].count > h[j].count
+// before puts the most frequent pair first, ties to the smaller pair key
+// (left id, then right id).
+func (a pairCount) before(b pairCount) bool {
+	if a.count != b.count {
+		return a.count > b.count
 	}
-	return h[i].key < h[j].key
+	return a.key < b.key
 }
 
-func (h pairHeap) init() {
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		h.down(i)
-	}
-}
-
-func (h *pairHeap) push(c pairCount) {
-	*h = append(*h, c)
-	s := *h
-	for i := len(s) - 1; i > 0; {
-		p := (i - 1) / 2
-		if !s.less(i, p) {
-			break
-		}
-		s[i], s[p] = s[p], s[i]
-		i = p
-	}
-}
-
-func (h *pairHeap) pop() pairCount {
-	s := *h
-	top := s[0]
-	last := len(s) - 1
-	s[0] = s[last]
-	*h = s[:last]
-	h.down(0)
-	return top
-}
-
-func (h pairHeap) down(i int) {
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			return
-		}
-		c := l
-		if r := l + 1; r < n && h.less(r, l) {
-			c = r
-		}
-		if !h.less(c, i) {
-			return
-		}
-		h[i], h[c] = h[c], h[i]
-		i = c
-	}
-}
+// pairHeap is a max-heap on count.
+type pairHeap = binHeap[pairCount]
