@@ -182,3 +182,76 @@ func LoadYAMLFile(path string, cfg any) error {
 	}
 	return nil
 }
+
+// Policy is the model and optimizer a trainer continues from.
+type Policy struct {
+	Model    *qwen2.Model
+	Opt      optim.Optimizer
+	OptState []checkpoint.Named // the optimizer's buffers, as saved in checkpoints
+}
+
+// LoadPolicy loads the model to train — from the resumed checkpoint when st
+// is not nil, else from baseDir — builds the optimizer and restores its
+// state. A checkpoint whose model shape differs from baseDir's is refused.
+func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, cpu *engine.CPU) (*Policy, error) {
+	dir := baseDir
+	if st != nil {
+		dir = from.Dir
+	}
+	m, err := qwen2.Load(dir, cpu)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		base, err := qwen2.LoadConfig(baseDir)
+		if err != nil {
+			return nil, err
+		}
+		if m.Cfg.Vocab != base.Vocab || m.Cfg.Hidden != base.Hidden || m.Cfg.Layers != base.Layers {
+			return nil, fmt.Errorf("resume %s: checkpoint model differs from %s", from.Dir, baseDir)
+		}
+	}
+	p := &Policy{Model: m, Opt: NewOptimizer(oc, m)}
+	p.OptState = OptimizerTensors(p.Opt, m)
+	if st != nil {
+		if st.Optimizer != p.Opt.Name() {
+			return nil, fmt.Errorf("resume %s: optimizer %s in checkpoint, %s configured", from.Dir, st.Optimizer, p.Opt.Name())
+		}
+		if err := LoadOptimizer(from.Dir, p.OptState); err != nil {
+			return nil, err
+		}
+		p.Opt.SetSteps(st.OptimizerSteps)
+	}
+	return p, nil
+}
+
+// OpenMetrics prepares the output directory (creating it, removing the
+// temp dirs of an interrupted save) and opens its metrics log: truncated
+// back to the resumed step when st is not nil, else new, starting with
+// first when first is not nil.
+func OpenMetrics(out, metricsFile string, st *State, first any) (*os.File, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("output dir: %w", err)
+	}
+	if err := CleanStale(out); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(out, metricsFile)
+	if st != nil {
+		f, err := ReopenMetrics(path, st.Step)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		return f, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err == nil && first != nil {
+		if err = WriteMetricsRow(f, first); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return f, nil
+}

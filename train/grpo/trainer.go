@@ -145,14 +145,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if cpu == nil {
 		cpu = engine.NewDefaultCPU(engine.CPUOptions{})
 	}
-	policyDir := cfg.Model
-	if st != nil {
-		policyDir = from.Dir
-	}
-	m, err := qwen2.Load(policyDir, cpu)
+	pol, err := train.LoadPolicy(cfg.Model, st, from, train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, cpu)
 	if err != nil {
 		return nil, err
 	}
+	m, opt, optState := pol.Model, pol.Opt, pol.OptState
 	var ref *qwen2.Model
 	if cfg.KLCoef > 0 {
 		if ref, err = qwen2.Load(cfg.Model, cpu); err != nil {
@@ -161,14 +158,6 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	if cfg.packLen() > m.Cfg.MaxPositions {
 		return nil, fmt.Errorf("max_prompt_len + max_response_len = %d exceeds the model's max_position_embeddings %d", cfg.packLen(), m.Cfg.MaxPositions)
-	}
-	opt := train.NewOptimizer(train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, m)
-	optState := train.OptimizerTensors(opt, m)
-	if st != nil {
-		if err := train.LoadOptimizer(from.Dir, optState); err != nil {
-			return nil, err
-		}
-		opt.SetSteps(st.OptimizerSteps)
 	}
 	extraFiles, err := train.ReadTokenizerFiles(cfg.Model)
 	if err != nil {
@@ -223,24 +212,18 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	stream.rng = rng
 
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("output dir: %w", err)
-	}
-	if err := train.CleanStale(cfg.Out); err != nil {
+	mf, err := train.OpenMetrics(cfg.Out, MetricsFile, st, nil)
+	if err != nil {
 		return nil, err
 	}
-	metricsPath := filepath.Join(cfg.Out, MetricsFile)
-	var mf *os.File
-	if st != nil {
-		mf, err = train.ReopenMetrics(metricsPath, step)
-		logf("resuming from %s (step %d of %d)", from.Dir, step, total)
-	} else {
-		mf, err = os.OpenFile(metricsPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
 	defer mf.Close()
+	if st != nil {
+		logf("resuming from %s (step %d of %d)", from.Dir, step, total)
+	}
+	policyDir := cfg.Model
+	if st != nil {
+		policyDir = from.Dir
+	}
 	logf("policy %s: %d parameters, %s; %d steps of %d prompts x %d samples (%s sampling)",
 		policyDir, m.P.Count(), cpu.BLASName(), total, cfg.PromptsPerStep, cfg.GroupSize, cfg.Sampling)
 

@@ -140,28 +140,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if cpu == nil {
 		cpu = engine.NewDefaultCPU(engine.CPUOptions{})
 	}
-	modelDir := cfg.Model
-	if st != nil {
-		modelDir = from.Dir
-	}
-	m, err := qwen2.Load(modelDir, cpu)
+	pol, err := train.LoadPolicy(cfg.Model, st, from, cfg.optimizerConfig(), cpu)
 	if err != nil {
 		return nil, err
 	}
-	if m.Cfg.Vocab != mcfg.Vocab || m.Cfg.Hidden != mcfg.Hidden || m.Cfg.Layers != mcfg.Layers {
-		return nil, fmt.Errorf("resume %s: checkpoint model differs from %s", from.Dir, cfg.Model)
-	}
-	opt := train.NewOptimizer(cfg.optimizerConfig(), m)
-	optState := train.OptimizerTensors(opt, m)
-	if st != nil {
-		if st.Optimizer != opt.Name() {
-			return nil, fmt.Errorf("resume %s: optimizer %s in checkpoint, %s configured", from.Dir, st.Optimizer, opt.Name())
-		}
-		if err := train.LoadOptimizer(from.Dir, optState); err != nil {
-			return nil, err
-		}
-		opt.SetSteps(st.OptimizerSteps)
-	}
+	m, opt, optState := pol.Model, pol.Opt, pol.OptState
 	extraFiles, err := train.ReadTokenizerFiles(cfg.Model)
 	if err != nil {
 		return nil, err
@@ -194,31 +177,18 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 
 	// From here on the output directory changes.
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("output dir: %w", err)
+	ev := DataEvent{Event: "data", Train: trainSet.Stats}
+	if evalSet != nil {
+		ev.Eval = &evalSet.Stats
 	}
-	if err := train.CleanStale(cfg.Out); err != nil {
+	mf, err := train.OpenMetrics(cfg.Out, MetricsFile, st, ev)
+	if err != nil {
 		return nil, err
 	}
-	metricsPath := filepath.Join(cfg.Out, MetricsFile)
-	var mf *os.File
-	if st != nil {
-		mf, err = train.ReopenMetrics(metricsPath, step)
-		logf("resuming from %s (step %d of %d, epoch %d)", from.Dir, step, total, epoch)
-	} else {
-		mf, err = os.OpenFile(metricsPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-		if err == nil {
-			ev := DataEvent{Event: "data", Train: trainSet.Stats}
-			if evalSet != nil {
-				ev.Eval = &evalSet.Stats
-			}
-			err = train.WriteMetricsRow(mf, ev)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
 	defer mf.Close()
+	if st != nil {
+		logf("resuming from %s (step %d of %d, epoch %d)", from.Dir, step, total, epoch)
+	}
 	logf("model %s: %d parameters, %s, %d workers; %d steps of %d x %d micro-batches x %d accumulation, optimizer %s",
 		cfg.Model, m.P.Count(), cpu.BLASName(), cpu.Workers(), total, lay.B, lay.T, cfg.GradAccum, opt.Name())
 
