@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"purpcode/internal/half"
@@ -95,17 +96,7 @@ func ShapeString(shape []int) string {
 }
 
 // SameShape reports whether two shapes are equal.
-func SameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func SameShape(a, b []int) bool { return slices.Equal(a, b) }
 
 // ToF32 returns the values as float32, converting from 16-bit storage if
 // needed. For an F32 tensor it returns the underlying slice, not a copy.

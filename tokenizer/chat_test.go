@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -44,7 +45,7 @@ func TestChatRenderReference(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s row %d: %v", tc.file, i+1, err)
 			}
-			if !equalInts(c.IDs, r.IDs) {
+			if !slices.Equal(c.IDs, r.IDs) {
 				t.Errorf("%s row %d: ids\n got %v\nwant %v", tc.file, i+1, c.IDs, r.IDs)
 			}
 		}

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"purpcode/internal/testref"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -62,7 +63,7 @@ func FuzzEncode(f *testing.F) {
 			ids2, offs := tk.EncodeWithOffsets(s)
 			// EncodeWithOffsets normalizes segment by segment; it must give
 			// the same ids as normalizing the whole text.
-			if !equalInts(ids, ids2) || len(offs) != len(ids) {
+			if !slices.Equal(ids, ids2) || len(offs) != len(ids) {
 				t.Fatalf("tokenizer %d: Encode gives %v, EncodeWithOffsets %v with %d offsets", k, ids, ids2, len(offs))
 			}
 			for i, o := range offs {

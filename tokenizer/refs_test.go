@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"purpcode/internal/testref"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -71,7 +72,7 @@ func TestQwen3EncodeReference(t *testing.T) {
 	bad := 0
 	for i, r := range rows {
 		got := tk.Encode(r.Text)
-		if !equalInts(got, r.IDs) {
+		if !slices.Equal(got, r.IDs) {
 			bad++
 			if bad <= 5 {
 				t.Errorf("row %d %q:\n got %v\nwant %v", i+1, r.Text, got, r.IDs)
@@ -79,7 +80,7 @@ func TestQwen3EncodeReference(t *testing.T) {
 			continue
 		}
 		ids2, offs := tk.EncodeWithOffsets(r.Text)
-		if !equalInts(ids2, r.IDs) {
+		if !slices.Equal(ids2, r.IDs) {
 			t.Errorf("row %d: EncodeWithOffsets ids differ from Encode", i+1)
 		}
 		checkOffsets(t, r.Text, offs)
@@ -109,18 +110,6 @@ func checkOffsets(t *testing.T, text string, offs [][2]int) {
 	if len(offs) > 0 && offs[len(offs)-1][1] != len(text) {
 		t.Fatalf("last offset %v does not end at %d", offs[len(offs)-1], len(text))
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestQwen3Config(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -331,7 +332,7 @@ func LoadOptimizer(checkpointDir string, dst []checkpoint.Named) error {
 		if err != nil {
 			return fmt.Errorf("load optimizer state %s: %w", path, err)
 		}
-		if !sameShape(t.Shape, n.T.Shape) {
+		if !slices.Equal(t.Shape, n.T.Shape) {
 			return fmt.Errorf("load optimizer state %s: tensor %s has shape %v, want %v", path, n.Name, t.Shape, n.T.Shape)
 		}
 		copy(n.T.F32, t.ToF32())
@@ -342,16 +343,4 @@ func LoadOptimizer(checkpointDir string, dst []checkpoint.Named) error {
 		}
 	}
 	return nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
