@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -197,7 +198,7 @@ func (r *recipe) run(ctx context.Context) ([]stageResult, error) {
 	sc := cfg.SFT
 	sc.Model, sc.Data, sc.Out, sc.Resume = cfg.BaseModel, []string{filepath.Join(distillDir, "sft.jsonl")}, filepath.Join(cfg.Out, "sft"), false
 	r.logf("sft: %s", sc.Data[0])
-	sres, err := sft.Run(ctx, sc, sft.Options{CPU: r.cpu, Log: prefixWriter(r.log, "  ")})
+	sres, err := sft.Run(ctx, sc, sft.Options{CPU: r.cpu, Log: newPrefixWriter(r.log, "  ")})
 	if err != nil {
 		return nil, fmt.Errorf("sft: %w", err)
 	}
@@ -214,7 +215,7 @@ func (r *recipe) run(ctx context.Context) ([]stageResult, error) {
 	rc.SkipIDs = filepath.Join(distillDir, "easy_ids.txt")
 	r.logf("rl: %d steps of %d prompts x %d samples", rc.Steps, rc.PromptsPerStep, rc.GroupSize)
 	rc.JudgeModel = cfg.JudgeModel
-	gres, err := grpo.Run(ctx, rc, grpo.Options{CPU: r.cpu, Judge: r.judge, Log: prefixWriter(r.log, "  "), OnStep: func(m grpo.Metrics, total int64) {
+	gres, err := grpo.Run(ctx, rc, grpo.Options{CPU: r.cpu, Judge: r.judge, Log: newPrefixWriter(r.log, "  "), OnStep: func(m grpo.Metrics, total int64) {
 		r.logf("rl step %d/%d: reward %.3f (format %.2f) usable %d/%d kl %.4f", m.Step, total, m.Reward, m.FormatRate, m.UsableGroups, m.Drawn, m.KL)
 	}})
 	if err != nil {
@@ -303,16 +304,34 @@ func writeScored(path string, scored []eval.Scored) error {
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
-// prefixWriter indents a stage's own log lines under the recipe's.
-func prefixWriter(w io.Writer, prefix string) io.Writer {
-	pr, pw := io.Pipe()
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			fmt.Fprintln(w, prefix+sc.Text())
+// prefixWriter indents a stage's own log lines under the recipe's. It
+// writes each complete line synchronously (no goroutine, nothing lost at
+// exit) and holds back a trailing partial line until its newline arrives.
+type prefixWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	prefix  string
+	partial []byte
+}
+
+func newPrefixWriter(w io.Writer, prefix string) *prefixWriter {
+	return &prefixWriter{w: w, prefix: prefix}
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexByte(p.partial, '\n')
+		if i < 0 {
+			return len(b), nil
 		}
-	}()
-	return pw
+		if _, err := fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.partial[:i]); err != nil {
+			return 0, err
+		}
+		p.partial = p.partial[i+1:]
+	}
 }
 
 // report writes report.md, stages.json and the plots.
