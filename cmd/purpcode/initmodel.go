@@ -32,7 +32,7 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m := qwen2.New(cfg, engine.NewCPU(nil, 1), *seed)
+	m := qwen2.New(cfg, engine.NewDefaultCPU(engine.CPUOptions{Workers: 1}), *seed)
 	if err := m.Save(*out, qwen2.SaveOptions{DType: dt}); err != nil {
 		return err
 	}
