@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"purpcode/kernels"
 )
 
 // AttnShape describes a batch for causal self-attention: B rows of T tokens,
@@ -23,13 +25,13 @@ func (s AttnShape) check(op string, q, k, v *Tensor) {
 // segment: token i may attend to j iff start[i] <= j <= i. Packed rows put
 // several documents in one row with distinct consecutive segment ids; seg ==
 // nil means one document per row.
-func segStarts(dst []int, seg []int32, b, t int) {
+func segStarts(dst []int32, seg []int32, b, t int) {
 	for i := 0; i < t; i++ {
 		switch {
 		case i == 0:
 			dst[i] = 0
 		case seg != nil && seg[b*t+i] != seg[b*t+i-1]:
-			dst[i] = i
+			dst[i] = int32(i)
 		default:
 			dst[i] = dst[i-1]
 		}
@@ -44,13 +46,13 @@ func segStarts(dst []int, seg []int32, b, t int) {
 // and lets dK and dV be one GEMM each over the whole group.
 type attnScratch struct {
 	qg, s, dp, og []float32
-	start         []int
+	start         []int32
 }
 
 func newAttnScratch(g, t, d int) *attnScratch {
 	return &attnScratch{
 		qg: make([]float32, g*t*d), og: make([]float32, g*t*d),
-		s: make([]float32, g*t*t), dp: make([]float32, g*t*t), start: make([]int, t),
+		s: make([]float32, g*t*t), dp: make([]float32, g*t*t), start: make([]int32, t),
 	}
 }
 
@@ -99,37 +101,10 @@ func (c *CPU) probs(s AttnShape, b, hk int, k *Tensor, lse []float32, save bool,
 	g, ldk := s.Hq/s.Hk, s.Hk*s.D
 	scale := float32(1 / math.Sqrt(float64(s.D)))
 	c.blas.Sgemm(false, true, g*s.T, s.T, s.D, scale, sc.qg, s.D, k.F32[b*s.T*ldk+hk*s.D:], ldk, 0, sc.s, s.T)
+	// The group's rows of lse, (G, T), are contiguous in (B, Hq, T).
+	lseG := lse[(b*s.Hq+hk*g)*s.T : (b*s.Hq+(hk+1)*g)*s.T]
 	c.parallel(g*s.T, 64, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			h, i := r/s.T, r%s.T
-			row := sc.s[r*s.T : (r+1)*s.T]
-			li := &lse[(b*s.Hq+hk*g+h)*s.T+i]
-			j0 := sc.start[i]
-			if save {
-				m := float32(math.Inf(-1))
-				for j := j0; j <= i; j++ {
-					m = max(m, row[j])
-				}
-				var sum float64
-				for j := j0; j <= i; j++ {
-					e := expf(row[j] - m)
-					row[j] = e
-					sum += float64(e)
-				}
-				*li = float32(float64(m) + math.Log(sum))
-				inv := float32(1 / sum)
-				for j := j0; j <= i; j++ {
-					row[j] *= inv
-				}
-			} else {
-				l := *li
-				for j := j0; j <= i; j++ {
-					row[j] = expf(row[j] - l)
-				}
-			}
-			clear(row[:j0])
-			clear(row[i+1:])
-		}
+		kernels.AttnSoftmax(sc.s, s.T, lo, hi, sc.start, lseG, save)
 	})
 }
 
@@ -175,21 +150,9 @@ func (c *CPU) AttentionBackward(dq, dk, dv, dout, out, lse, q, k, v *Tensor, seg
 		// dP = dO V^T
 		c.blas.Sgemm(false, true, g*s.T, s.T, s.D, 1, sc.og, s.D, v.F32[ko:], ldk, 0, sc.dp, s.T)
 		// dS = P * (dP - rowsum(dO * O))
+		outG := out.F32[b*s.T*ldq+hk*g*s.D:]
 		c.parallel(g*s.T, 64, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				h, i := r/s.T, r%s.T
-				do := sc.og[r*s.D : (r+1)*s.D]
-				o := out.F32[(b*s.T+i)*ldq+(hk*g+h)*s.D:][:s.D]
-				var di float64
-				for d := range do {
-					di += float64(do[d]) * float64(o[d])
-				}
-				p := sc.s[r*s.T : (r+1)*s.T]
-				dp := sc.dp[r*s.T : (r+1)*s.T]
-				for j := range dp {
-					dp[j] = p[j] * (dp[j] - float32(di))
-				}
-			}
+			kernels.AttnSoftmaxGrad(sc.dp, sc.s, s.T, sc.og, s.D, outG, ldq, lo, hi, sc.start)
 		})
 		// dK = dS^T Qg * scale over the group (overwrites); dQg = dS K * scale.
 		c.blas.Sgemm(true, false, s.T, s.D, g*s.T, scale, sc.dp, s.T, sc.qg, s.D, 0, dk.F32[ko:], ldk)

@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"purpcode/kernels"
 )
 
 // EmbeddingForward gathers rows: out (N, C) = table[ids] with table (V, C).
@@ -53,19 +55,7 @@ func (c *CPU) RMSNormForward(out, rstd, x, w *Tensor, eps float64) {
 		panic(fmt.Sprintf("engine.RMSNormForward: out %s, rstd %s for x %s", ShapeString(out.Shape), ShapeString(rstd.Shape), ShapeString(x.Shape)))
 	}
 	c.parallel(n, 16, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := x.F32[r*ch : (r+1)*ch]
-			var ss float64
-			for _, v := range row {
-				ss += float64(v) * float64(v)
-			}
-			s := 1 / math.Sqrt(ss/float64(ch)+eps)
-			rstd.F32[r] = float32(s)
-			o := out.F32[r*ch : (r+1)*ch]
-			for j, v := range row {
-				o[j] = float32(float64(v) * s * float64(w.F32[j]))
-			}
-		}
+		kernels.RMSNorm(out.F32, rstd.F32, x.F32, w.F32, ch, lo, hi, eps)
 	})
 }
 
@@ -79,40 +69,11 @@ func (c *CPU) RMSNormBackward(dx, dw, dout, x, w, rstd *Tensor) {
 	}
 	mustShape("RMSNormBackward", "dw", dw, ch)
 	c.parallel(n, 16, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			xr := x.F32[r*ch : (r+1)*ch]
-			gr := dout.F32[r*ch : (r+1)*ch]
-			s := float64(rstd.F32[r])
-			// d/dx of x*s*w: s*w*g - x * s^3 * mean(w*g*x).
-			var dot float64
-			for j, v := range xr {
-				dot += float64(gr[j]) * float64(w.F32[j]) * float64(v)
-			}
-			k := s * s * s * dot / float64(ch)
-			dr := dx.F32[r*ch : (r+1)*ch]
-			for j, v := range xr {
-				dr[j] += float32(s*float64(w.F32[j])*float64(gr[j]) - k*float64(v))
-			}
-		}
+		kernels.RMSNormGradX(dx.F32, dout.F32, x.F32, w.F32, rstd.F32, ch, lo, hi)
 	})
-	const block = 64
-	c.parallel((ch+block-1)/block, 1, func(lo, hi int) {
-		var acc [block]float64
-		for b := lo; b < hi; b++ {
-			c0, c1 := b*block, min((b+1)*block, ch)
-			clear(acc[:])
-			for r := 0; r < n; r++ {
-				s := float64(rstd.F32[r])
-				xr := x.F32[r*ch+c0 : r*ch+c1]
-				gr := dout.F32[r*ch+c0 : r*ch+c1]
-				for j, v := range xr {
-					acc[j] += float64(gr[j]) * float64(v) * s
-				}
-			}
-			for j := c0; j < c1; j++ {
-				dw.F32[j] += float32(acc[j-c0])
-			}
-		}
+	// dw is split by columns so the sum over rows keeps a fixed order.
+	c.parallel(ch, 64, func(lo, hi int) {
+		kernels.RMSNormGradW(dw.F32, dout.F32, x.F32, rstd.F32, n, ch, lo, hi)
 	})
 }
 
@@ -152,23 +113,7 @@ func (c *CPU) RoPE(x *Tensor, pos []int32, heads int, cos, sin *Tensor, inverse 
 		sign = -1
 	}
 	c.parallel(n, 16, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			p := int(pos[r])
-			if p < 0 || p >= cos.Shape[0] {
-				panic(fmt.Sprintf("engine.RoPE: position %d at row %d outside table of %d", p, r, cos.Shape[0]))
-			}
-			cr := cos.F32[p*half : (p+1)*half]
-			sr := sin.F32[p*half : (p+1)*half]
-			for h := 0; h < heads; h++ {
-				v := x.F32[r*width+h*d : r*width+(h+1)*d]
-				for i := 0; i < half; i++ {
-					a, b := v[i], v[i+half]
-					s := sign * sr[i]
-					v[i] = a*cr[i] - b*s
-					v[i+half] = b*cr[i] + a*s
-				}
-			}
-		}
+		kernels.RoPE(x.F32, pos, heads, d, cos.F32, sin.F32, sign, lo, hi)
 	})
 }
 
@@ -181,14 +126,11 @@ func (c *CPU) SwiGLUForward(out, sig, gate, up *Tensor) {
 		panic(fmt.Sprintf("engine.SwiGLUForward: out %s, gate %s, up %s", ShapeString(out.Shape), ShapeString(gate.Shape), ShapeString(up.Shape)))
 	}
 	c.parallel(len(gate.F32), 4096, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g := gate.F32[i]
-			s := 1 / (1 + expf(-g))
-			if sig != nil {
-				sig.F32[i] = s
-			}
-			out.F32[i] = g * s * up.F32[i]
+		var sg []float32
+		if sig != nil {
+			sg = sig.F32[lo:hi]
 		}
+		kernels.SwiGLU(out.F32[lo:hi], sg, gate.F32[lo:hi], up.F32[lo:hi])
 	})
 }
 
@@ -203,18 +145,11 @@ func (c *CPU) SwiGLUBackward(dgate, dup, dout, gate, up, sig *Tensor) {
 			ShapeString(dgate.Shape), ShapeString(dup.Shape), ShapeString(dout.Shape), ShapeString(gate.Shape), ShapeString(up.Shape)))
 	}
 	c.parallel(n, 4096, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g := gate.F32[i]
-			var s float32
-			if sig != nil {
-				s = sig.F32[i]
-			} else {
-				s = 1 / (1 + expf(-g))
-			}
-			d := dout.F32[i]
-			dup.F32[i] = d * g * s
-			dgate.F32[i] = d * up.F32[i] * s * (1 + g*(1-s))
+		var sg []float32
+		if sig != nil {
+			sg = sig.F32[lo:hi]
 		}
+		kernels.SwiGLUGrad(dgate.F32[lo:hi], dup.F32[lo:hi], dout.F32[lo:hi], gate.F32[lo:hi], up.F32[lo:hi], sg)
 	})
 }
 
@@ -225,9 +160,7 @@ func (c *CPU) Add(out, a, b *Tensor) {
 		panic(fmt.Sprintf("engine.Add: out %s, a %s, b %s", ShapeString(out.Shape), ShapeString(a.Shape), ShapeString(b.Shape)))
 	}
 	c.parallel(len(a.F32), 8192, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			out.F32[i] = a.F32[i] + b.F32[i]
-		}
+		kernels.Add(out.F32[lo:hi], a.F32[lo:hi], b.F32[lo:hi])
 	})
 }
 

@@ -274,43 +274,49 @@ func TestAttentionForwardAndGrad(t *testing.T) {
 }
 
 func TestLMHeadLossGrad(t *testing.T) {
-	c := testCPU()
-	r := rand.New(rand.NewPCG(13, 14))
-	// More rows than one chunk so the chunk boundary is exercised.
-	n, ch, vocab := lossChunk+5, 6, 11
-	h, w := randT(r, 1, n, ch), randT(r, 1, vocab, ch)
-	targets := make([]int32, n)
-	for i := range targets {
-		targets[i] = int32(r.IntN(vocab))
-		if i%7 == 3 {
-			targets[i] = IgnoreIndex
-		}
-	}
-	const scale = 0.37
-	loss := func() float64 { s, _ := c.LMHeadLoss(h, w, targets, nil, nil, nil, 0); return s * scale }
-	tok, dh, dw := New(n), New(n, ch), New(vocab, ch)
-	sum, count := c.LMHeadLoss(h, w, targets, tok, dh, dw, scale)
-	// Independent check of the value: log-softmax rows of the full logits.
-	logits, lsm := New(n, vocab), New(n, vocab)
-	c.LinearForward(logits, h, w, nil)
-	c.LogSoftmaxRows(lsm, logits)
-	var want float64
-	var wantCount int
-	for i, tg := range targets {
-		if tg == IgnoreIndex {
-			if tok.F32[i] != 0 {
-				t.Fatalf("ignored row %d has loss %v", i, tok.F32[i])
+	// Every 7th row ignored (chunks gathered), and none (chunks used in
+	// place); more rows than one chunk so the chunk boundary is exercised.
+	for _, ignoreEvery := range []int{7, 0} {
+		c := testCPU()
+		r := rand.New(rand.NewPCG(13, 14))
+		n, ch, vocab := lossChunk+5, 6, 11
+		h, w := randT(r, 1, n, ch), randT(r, 1, vocab, ch)
+		targets := make([]int32, n)
+		for i := range targets {
+			targets[i] = int32(r.IntN(vocab))
+			if ignoreEvery > 0 && i%ignoreEvery == 3 {
+				targets[i] = IgnoreIndex
 			}
-			continue
 		}
-		want -= float64(lsm.F32[i*vocab+int(tg)])
-		wantCount++
+		const scale = 0.37
+		loss := func() float64 { s, _ := c.LMHeadLoss(h, w, targets, nil, nil, nil, 0); return s * scale }
+		tok, dh, dw := New(n), New(n, ch), New(vocab, ch)
+		for i := range dh.F32 {
+			dh.F32[i] = 7 // dh is overwritten, ignored rows included
+		}
+		sum, count := c.LMHeadLoss(h, w, targets, tok, dh, dw, scale)
+		// Independent check of the value: log-softmax rows of the full logits.
+		logits, lsm := New(n, vocab), New(n, vocab)
+		c.LinearForward(logits, h, w, nil)
+		c.LogSoftmaxRows(lsm, logits)
+		var want float64
+		var wantCount int
+		for i, tg := range targets {
+			if tg == IgnoreIndex {
+				if tok.F32[i] != 0 {
+					t.Fatalf("ignored row %d has loss %v", i, tok.F32[i])
+				}
+				continue
+			}
+			want -= float64(lsm.F32[i*vocab+int(tg)])
+			wantCount++
+		}
+		if count != wantCount || math.Abs(sum-want) > 1e-4*math.Abs(want) {
+			t.Fatalf("loss sum %v over %d, want %v over %d", sum, count, want, wantCount)
+		}
+		checkGrad(t, "dh", h, dh, loss)
+		checkGrad(t, "dw", w, dw, loss)
 	}
-	if count != wantCount || math.Abs(sum-want) > 1e-4*math.Abs(want) {
-		t.Fatalf("loss sum %v over %d, want %v over %d", sum, count, want, wantCount)
-	}
-	checkGrad(t, "dh", h, dh, loss)
-	checkGrad(t, "dw", w, dw, loss)
 }
 
 func TestLMHeadTokenStatsAndGrad(t *testing.T) {

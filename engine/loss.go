@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"purpcode/kernels"
 )
 
 // IgnoreIndex marks a target that contributes neither loss nor gradient
@@ -28,26 +30,11 @@ func (c *CPU) LMHeadLoss(h, w *Tensor, targets []int32, tokLoss, dh, dw *Tensor,
 		panic(fmt.Sprintf("engine.LMHeadLoss: tokLoss %s for %d targets", ShapeString(tokLoss.Shape), len(targets)))
 	}
 	rowLoss := make([]float64, len(targets))
-	c.lmHeadRows("LMHeadLoss", h, w, targets, func(i, t int, z []float32) {
-		// One exp pass: keep e^(z-max) in z, then scale it into softmax
-		// (the gradient) in place.
-		zt, m := z[t], z[0]
-		for _, v := range z {
-			m = max(m, v)
-		}
-		var se float64
-		for j, v := range z {
-			e := expf(v - m)
-			z[j] = e
-			se += float64(e)
-		}
-		rowLoss[i] = float64(m) + math.Log(se) - float64(zt)
-		if dh != nil {
-			k := float32(float64(scale) / se)
-			for j := range z {
-				z[j] *= k
-			}
-			z[t] -= scale
+	c.lmHeadRows("LMHeadLoss", h, w, targets, func(ids []int, tg []int32, z []float32) {
+		l := make([]float64, len(ids))
+		kernels.XentRows(z, w.Shape[0], tg, l, scale, dh != nil)
+		for k, r := range ids {
+			rowLoss[r] = l[k]
 		}
 	}, dh, dw)
 	var sum float64

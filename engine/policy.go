@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+
+	"purpcode/kernels"
 )
 
 // TokenStats holds per-row outputs of LMHeadTokenStats.
@@ -17,13 +19,13 @@ type TokenStats struct {
 // is IgnoreIndex get 0. These are the per-token quantities of policy-gradient
 // losses (GRPO): the caller turns them into coefficients for LMHeadTokenGrad.
 func (c *CPU) LMHeadTokenStats(h, w *Tensor, targets []int32, st TokenStats) {
-	c.lmHeadRows("LMHeadTokenStats", h, w, targets, func(i, t int, z []float32) {
+	c.lmHeadRows("LMHeadTokenStats", h, w, targets, eachRow(w.Shape[0], func(i, t int, z []float32) {
 		lse, ent := logSumExpEntropy(z, st.Entropy != nil)
 		st.LogProb[i] = float32(float64(z[t]) - lse)
 		if st.Entropy != nil {
 			st.Entropy[i] = float32(ent)
 		}
-	}, nil, nil)
+	}), nil, nil)
 	if len(st.LogProb) != len(targets) || (st.Entropy != nil && len(st.Entropy) != len(targets)) {
 		panic(fmt.Sprintf("engine.LMHeadTokenStats: %d log-prob and %d entropy slots for %d targets", len(st.LogProb), len(st.Entropy), len(targets)))
 	}
@@ -40,7 +42,7 @@ func (c *CPU) LMHeadTokenGrad(h, w *Tensor, targets []int32, a, e []float32, dh,
 		panic(fmt.Sprintf("engine.LMHeadTokenGrad: %d and %d coefficients for %d targets", len(a), len(e), len(targets)))
 	}
 	mustF32("LMHeadTokenGrad", dh, dw)
-	c.lmHeadRows("LMHeadTokenGrad", h, w, targets, func(i, t int, z []float32) {
+	c.lmHeadRows("LMHeadTokenGrad", h, w, targets, eachRow(w.Shape[0], func(i, t int, z []float32) {
 		var ei float64
 		if e != nil {
 			ei = float64(e[i])
@@ -58,7 +60,7 @@ func (c *CPU) LMHeadTokenGrad(h, w *Tensor, targets []int32, a, e []float32, dh,
 			z[j] = float32(g)
 		}
 		z[t] += float32(ai)
-	}, dh, dw)
+	}), dh, dw)
 }
 
 // logSumExpEntropy returns logsumexp(z) and, when withEntropy, the entropy
@@ -70,7 +72,7 @@ func logSumExpEntropy(z []float32, withEntropy bool) (lse, ent float64) {
 	}
 	var se float64
 	for _, v := range z {
-		se += float64(expf(v - m))
+		se += float64(kernels.Expf(v - m))
 	}
 	lse = float64(m) + math.Log(se)
 	if withEntropy {
@@ -82,11 +84,33 @@ func logSumExpEntropy(z []float32, withEntropy bool) (lse, ent float64) {
 	return lse, ent
 }
 
-// lmHeadRows computes logits chunk by chunk and calls row(i, target, z) for
-// every row with a target; row may overwrite z with d(loss)/dz, which is
-// then backpropagated into dh/dw when they are not nil. Ignored rows get
-// zero gradient.
-func (c *CPU) lmHeadRows(op string, h, w *Tensor, targets []int32, row func(i, t int, z []float32), dh, dw *Tensor) {
+// lossScratch is one lmHeadRows call's buffers: logits of a chunk of
+// target rows, the chunk's gathered hidden rows and their gradient, and its
+// targets.
+type lossScratch struct {
+	z, h, dh []float32
+	tg       []int32
+}
+
+// eachRow adapts a per-row callback (global row, target, logits row) to
+// lmHeadRows' chunk callback.
+func eachRow(vocab int, row func(i, t int, z []float32)) func(ids []int, tg []int32, z []float32) {
+	return func(ids []int, tg []int32, z []float32) {
+		for k, r := range ids {
+			row(r, int(tg[k]), z[k*vocab:(k+1)*vocab])
+		}
+	}
+}
+
+// lmHeadRows computes the logits of the rows that have a target, lossChunk
+// rows at a time, and calls rows(ids, tg, z) concurrently on disjoint parts
+// of each chunk: ids are the global row numbers, tg their targets and z
+// their logits (len(ids), V). rows may overwrite z with d(loss)/dz, which is
+// then backpropagated into dh (overwritten) and dw (accumulated) when they
+// are not nil. Rows whose target is IgnoreIndex cost nothing: no logits, and
+// a zero row in dh (prompt tokens in SFT, everything but the response in
+// GRPO).
+func (c *CPU) lmHeadRows(op string, h, w *Tensor, targets []int32, rows func(ids []int, tg []int32, z []float32), dh, dw *Tensor) {
 	mustF32(op, h, w)
 	n, ch := rowsCols(h)
 	vocab := w.Shape[0]
@@ -97,35 +121,59 @@ func (c *CPU) lmHeadRows(op string, h, w *Tensor, targets []int32, row func(i, t
 	if dw != nil {
 		mustShape(op, "dw", dw, vocab, ch)
 	}
-	logits, _ := c.lossPool.Get().([]float32)
-	if len(logits) < lossChunk*vocab {
-		logits = make([]float32, lossChunk*vocab)
+	ids := make([]int, 0, n)
+	for r, t := range targets {
+		switch {
+		case t == IgnoreIndex:
+			if dh != nil {
+				clear(dh.F32[r*ch : (r+1)*ch])
+			}
+		case t < 0 || int(t) >= vocab:
+			panic(fmt.Sprintf("engine.%s: target %d at row %d outside vocab of %d", op, t, r, vocab))
+		default:
+			ids = append(ids, r)
+		}
 	}
-	defer c.lossPool.Put(logits)
-	for r0 := 0; r0 < n; r0 += lossChunk {
-		rows := min(lossChunk, n-r0)
-		z := logits[:rows*vocab]
-		hc := h.F32[r0*ch : (r0+rows)*ch]
-		c.blas.Sgemm(false, true, rows, vocab, ch, 1, hc, ch, w.F32, ch, 0, z, vocab)
-		c.parallel(rows, 4, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				t := int(targets[r0+i])
-				zr := z[i*vocab : (i+1)*vocab]
-				if t == IgnoreIndex {
-					clear(zr)
-					continue
-				}
-				if t < 0 || t >= vocab {
-					panic(fmt.Sprintf("engine.%s: target %d at row %d outside vocab of %d", op, t, r0+i, vocab))
-				}
-				row(r0+i, t, zr)
+	sc, _ := c.lossPool.Get().(*lossScratch)
+	if sc == nil || len(sc.z) < lossChunk*vocab || len(sc.h) < lossChunk*ch {
+		sc = &lossScratch{z: make([]float32, lossChunk*vocab), h: make([]float32, lossChunk*ch),
+			dh: make([]float32, lossChunk*ch), tg: make([]int32, lossChunk)}
+	}
+	defer c.lossPool.Put(sc)
+	for k0 := 0; k0 < len(ids); k0 += lossChunk {
+		cid := ids[k0:min(k0+lossChunk, len(ids))]
+		m := len(cid)
+		// A chunk of consecutive rows (the common case when every token
+		// has a target) is used in place; otherwise it is gathered.
+		contiguous := cid[m-1]-cid[0] == m-1
+		hc := h.F32[cid[0]*ch : (cid[m-1]+1)*ch]
+		if !contiguous {
+			hc = sc.h[:m*ch]
+			for k, r := range cid {
+				copy(hc[k*ch:(k+1)*ch], h.F32[r*ch:(r+1)*ch])
 			}
-		})
-		if dh != nil {
-			c.blas.Sgemm(false, false, rows, ch, vocab, 1, z, vocab, w.F32, ch, 0, dh.F32[r0*ch:(r0+rows)*ch], ch)
-			if dw != nil {
-				c.blas.Sgemm(true, false, vocab, ch, rows, 1, z, vocab, hc, ch, 1, dw.F32, ch)
+		}
+		tg := sc.tg[:m]
+		for k, r := range cid {
+			tg[k] = targets[r]
+		}
+		z := sc.z[:m*vocab]
+		c.blas.Sgemm(false, true, m, vocab, ch, 1, hc, ch, w.F32, ch, 0, z, vocab)
+		c.parallel(m, 4, func(lo, hi int) { rows(cid[lo:hi], tg[lo:hi], z[lo*vocab:hi*vocab]) })
+		if dh == nil {
+			continue
+		}
+		if contiguous {
+			c.blas.Sgemm(false, false, m, ch, vocab, 1, z, vocab, w.F32, ch, 0, dh.F32[cid[0]*ch:(cid[m-1]+1)*ch], ch)
+		} else {
+			dhc := sc.dh[:m*ch]
+			c.blas.Sgemm(false, false, m, ch, vocab, 1, z, vocab, w.F32, ch, 0, dhc, ch)
+			for k, r := range cid {
+				copy(dh.F32[r*ch:(r+1)*ch], dhc[k*ch:(k+1)*ch])
 			}
+		}
+		if dw != nil {
+			c.blas.Sgemm(true, false, vocab, ch, m, 1, z, vocab, hc, ch, 1, dw.F32, ch)
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"purpcode/kernels"
 )
 
 // Segment is one parameter tensor inside the flat weight buffer.
@@ -149,25 +151,17 @@ func (o *AdamW) Step(w, g []float32, lr float64) {
 	t := float64(o.steps)
 	bc1 := 1 - math.Pow(c.Beta1, t)
 	bc2sqrt := math.Sqrt(1 - math.Pow(c.Beta2, t))
-	stepSize := float32(lr / bc1)
+	step := kernels.AdamWStep{
+		DecayMul: 1, B1c: float32(1 - c.Beta1), B2: float32(c.Beta2), B2c: float32(1 - c.Beta2),
+		StepSize: float32(lr / bc1), Bc2: float32(bc2sqrt), Eps: float32(c.Eps),
+	}
 	decayMul := float32(1 - lr*c.WeightDecay)
-	b1c, b2, b2c := float32(1-c.Beta1), float32(c.Beta2), float32(1-c.Beta2)
-	eps, bc2 := float32(c.Eps), float32(bc2sqrt)
 	forChunks(o.segs, defaultWorkers(c.Workers), func(s *Segment, lo, hi int) {
-		ws, gs, ms, vs := w[lo:hi], g[lo:hi], o.M[lo:hi], o.V[lo:hi]
-		decay := s.Decay && c.WeightDecay != 0
-		for i := range ws {
-			p := ws[i]
-			if decay {
-				p *= decayMul
-			}
-			gi := gs[i]
-			m := ms[i] + b1c*(gi-ms[i])
-			v := vs[i]*b2 + b2c*gi*gi
-			ms[i], vs[i] = m, v
-			denom := float32(math.Sqrt(float64(v)))/bc2 + eps
-			ws[i] = p - stepSize*(m/denom)
+		p := step
+		if s.Decay && c.WeightDecay != 0 {
+			p.DecayMul = decayMul
 		}
+		kernels.AdamW(w[lo:hi], g[lo:hi], o.M[lo:hi], o.V[lo:hi], p)
 	})
 }
 
@@ -254,11 +248,7 @@ func GlobalNorm(g []float32, workers int) float64 {
 		go func() {
 			defer wg.Done()
 			for b := lo; b < hi; b++ {
-				var s float64
-				for _, v := range g[b*normChunk : min((b+1)*normChunk, len(g))] {
-					s += float64(v) * float64(v)
-				}
-				partial[b] = s
+				partial[b] = kernels.SumSquares(g[b*normChunk : min((b+1)*normChunk, len(g))])
 			}
 		}()
 	}

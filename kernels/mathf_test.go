@@ -1,4 +1,4 @@
-package engine
+package kernels
 
 import (
 	"math"
@@ -10,7 +10,7 @@ func TestExpfAccuracy(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 1))
 	var worst float64
 	check := func(x float32) {
-		got := float64(expf(x))
+		got := float64(Expf(x))
 		want := math.Exp(float64(x))
 		if want == 0 || math.IsInf(want, 0) {
 			return
@@ -30,11 +30,11 @@ func TestExpfAccuracy(t *testing.T) {
 	if worst > 3e-7 {
 		t.Fatalf("expf worst relative error %.3g > 3e-7", worst)
 	}
-	if expf(-100) != 0 || !math.IsInf(float64(expf(100)), 1) || expf(0) != 1 {
-		t.Fatalf("edge cases: expf(-100)=%v expf(100)=%v expf(0)=%v", expf(-100), expf(100), expf(0))
+	if Expf(-100) != 0 || !math.IsInf(float64(Expf(100)), 1) || Expf(0) != 1 {
+		t.Fatalf("edge cases: Expf(-100)=%v Expf(100)=%v Expf(0)=%v", Expf(-100), Expf(100), Expf(0))
 	}
-	if nan := float32(math.NaN()); expf(nan) == expf(nan) {
-		t.Fatal("expf(NaN) is not NaN")
+	if nan := float32(math.NaN()); Expf(nan) == Expf(nan) {
+		t.Fatal("Expf(NaN) is not NaN")
 	}
 }
 
@@ -46,7 +46,7 @@ func BenchmarkExpf(b *testing.B) {
 	var s float32
 	for i := 0; i < b.N; i++ {
 		for _, v := range x {
-			s += expf(v)
+			s += Expf(v)
 		}
 	}
 	_ = s

@@ -1,15 +1,15 @@
-package engine
+package kernels
 
 import "math"
 
-// expf is a float32 exponential accurate to ~2 ulp: range reduction by
+// Expf is a float32 exponential accurate to ~2 ulp: range reduction by
 // ln 2 (split in a high part exact in float32 and a low correction) and the
 // classic degree-6 minimax polynomial for e^r on |r| <= ln2/2 (Cephes
 // expf). Rounding x/ln2 uses the 1.5*2^23 trick (adding it leaves the
 // rounded integer in the low mantissa bits), so there is no float-to-int
-// branch and the function is small enough to inline: it is the inner loop
-// of softmax and SiLU.
-func expf(x float32) float32 {
+// branch. The C kernels (vec_cgo.go) use the same polynomial, vectorised;
+// this is the Go version for the reference kernels and the GRPO head.
+func Expf(x float32) float32 {
 	if x < -87.33654 {
 		return 0
 	}
