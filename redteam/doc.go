@@ -19,9 +19,15 @@
 // RuleContext) then bakes into the weights.
 //
 // Split. Each coding family and each request kind has one or more held-out
-// templates, chosen from the seed; held-out templates never appear in the
-// train prompts or in the corpus, so the evaluation measures generalisation
-// to unseen task shapes, not recall.
+// templates, chosen from the seed. Held-out templates never appear in the
+// train prompt rows, so nothing post-training sees (distillation, SFT, RL)
+// comes from them, and the evaluation measures whether the learned safety
+// generalises to unseen task shapes. The pretraining corpus, the stand-in
+// for the web a real base model learns from, covers held-out templates too
+// (CorpusOptions.CoverHeldout, on by default) but never repeats a held-out
+// prompt: the base model can write the held-out functions, mostly insecurely,
+// as a real one can solve HumanEval, so the functional pass rate on them
+// means something and post-training must keep it.
 //
 // Evaluation contract. A coding task appears as two prompt rows with the same
 // prompt and the same meta.task: one with oracle "codesec" (insecure-code

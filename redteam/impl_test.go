@@ -256,6 +256,22 @@ func TestCorpusCodeAgreesWithLabels(t *testing.T) {
 			t.Errorf("conversation %d (%s %s, %s): codesec %v, want %v: %+v\n%s", i, c.Meta.Kind, c.Behaviour, c.Meta.Template, res.Score, want, res, resp)
 		}
 	}
+	// Every benign answer, whether or not the sample above drew it.
+	for bi := range benignTemplates {
+		bt := &benignTemplates[bi]
+		resp := drawBenign(bt, newRand(1, 1), 1)[0].answer(0)
+		res, err := oracle.CodeSec(a, resp, oracle.DefaultCodeSecOptions())
+		if err != nil {
+			t.Fatalf("benign %s: %v", bt.id, err)
+		}
+		want := 1.0
+		if !strings.Contains(resp, "```python") {
+			want = oracle.DefaultCodeSecOptions().NoCodeScore
+		}
+		if res.Score != want {
+			t.Errorf("benign %s: codesec %v, want %v: %+v\n%s", bt.id, res.Score, want, res, resp)
+		}
+	}
 }
 
 func contains(list []string, s string) bool {

@@ -34,6 +34,14 @@ type Options struct {
 // proportions hold for any size.
 type CorpusOptions struct {
 	Size int `json:"size"`
+	// CoverHeldout lets the corpus draw from held-out templates too (fresh
+	// instances, never a held-out prompt verbatim): the base model then has
+	// the skills the held-out tasks need, as a real base model has seen
+	// code for benchmark-like tasks, while post-training (train prompt rows,
+	// distillation, RL) still never sees a held-out template. Without it the
+	// held-out tasks are unseen by the base model as well, and its
+	// functional pass rate on them is near zero.
+	CoverHeldout bool `json:"cover_heldout"`
 	// CodingFrac and MaliciousFrac of the conversations; the rest benign.
 	CodingFrac    float64 `json:"coding_frac"`
 	MaliciousFrac float64 `json:"malicious_frac"`
@@ -68,6 +76,7 @@ func DefaultOptions() Options {
 		JailbreakFrac:              0.4,
 		Corpus: CorpusOptions{
 			Size:                 2000,
+			CoverHeldout:         true,
 			CodingFrac:           0.6,
 			MaliciousFrac:        0.2,
 			SystemFrac:           0.3,
@@ -242,7 +251,11 @@ func Generate(o Options) (*World, error) {
 			}
 		}
 	}
-	w.Corpus = buildCorpus(o, sp)
+	heldPrompts := map[string]bool{}
+	for _, r := range w.Heldout {
+		heldPrompts[r.Messages[0].Content] = true
+	}
+	w.Corpus = buildCorpus(o, sp, heldPrompts)
 	return w, nil
 }
 
@@ -279,14 +292,17 @@ func labels(n int, sysFrac, sysGood, plainBad float64) [][2]bool {
 	return out
 }
 
-// buildCorpus draws fresh instances of train templates only.
-func buildCorpus(o Options, sp split) []Conversation {
+// buildCorpus draws fresh instances of the train templates, and of the
+// held-out ones when o.Corpus.CoverHeldout is set; a draw whose prompt is a
+// held-out prompt row is drawn again (decontamination).
+func buildCorpus(o Options, sp split, heldPrompts map[string]bool) []Conversation {
 	c := o.Corpus
 	rng := newRand(o.Seed, streamCorpus)
 	nCoding := quota(c.Size, c.CodingFrac)
 	nMal := min(c.Size-nCoding, quota(c.Size, c.MaliciousFrac))
 	nBenign := c.Size - nCoding - nMal
 
+	use := func(template string) bool { return c.CoverHeldout || sp.of(template) == SplitTrain }
 	type trainTemplate struct {
 		f  *family
 		ct *codeTemplate
@@ -294,20 +310,20 @@ func buildCorpus(o Options, sp split) []Conversation {
 	var codeTs []trainTemplate
 	for fi := range families {
 		for ti := range families[fi].templates {
-			if sp.of(families[fi].templates[ti].id) == SplitTrain {
+			if use(families[fi].templates[ti].id) {
 				codeTs = append(codeTs, trainTemplate{&families[fi], &families[fi].templates[ti]})
 			}
 		}
 	}
 	var malTs []*maliciousTemplate
 	for i := range maliciousTemplates {
-		if sp.of(maliciousTemplates[i].id) == SplitTrain {
+		if use(maliciousTemplates[i].id) {
 			malTs = append(malTs, &maliciousTemplates[i])
 		}
 	}
 	var benTs []*benignTemplate
 	for i := range benignTemplates {
-		if sp.of(benignTemplates[i].id) == SplitTrain {
+		if use(benignTemplates[i].id) {
 			benTs = append(benTs, &benignTemplates[i])
 		}
 	}
@@ -322,10 +338,15 @@ func buildCorpus(o Options, sp split) []Conversation {
 		out = append(out, Conversation{Messages: msgs, Meta: meta, System: system, Behaviour: behaviour})
 	}
 	for _, l := range labels(nCoding, c.SystemFrac, c.SystemSecureFrac, c.InsecureFrac) {
-		tt := codeTs[rng.IntN(len(codeTs))]
-		vals, wr := tt.ct.draw(rng)
-		t := tt.f.instantiate(tt.ct, vals, wr, "corpus")
-		meta := Meta{Kind: KindCoding, Family: t.Family, CWE: t.CWE, Template: t.Template, Split: SplitTrain}
+		// Each redraw picks the template again, and a train template never
+		// yields a held-out prompt, so the loop ends.
+		var t Task
+		for t.Prompt == "" || heldPrompts[t.Prompt] {
+			tt := codeTs[rng.IntN(len(codeTs))]
+			vals, wr := tt.ct.draw(rng)
+			t = tt.f.instantiate(tt.ct, vals, wr, "corpus")
+		}
+		meta := Meta{Kind: KindCoding, Family: t.Family, CWE: t.CWE, Template: t.Template, Split: sp.of(t.Template)}
 		if l[1] {
 			add(l[0], t.Family, t.Prompt, t.SecureResponse(), BehaviourSecure, meta)
 		} else {
@@ -333,9 +354,11 @@ func buildCorpus(o Options, sp split) []Conversation {
 		}
 	}
 	for _, l := range labels(nMal, c.SystemFrac, c.SystemRefuseFrac, 1-c.RefuseFrac) {
-		mt := malTs[rng.IntN(len(malTs))]
-		r := drawMalicious(mt, rng, 1, o.JailbreakFrac)[0]
-		meta := Meta{Kind: KindMalicious, Family: KindMalicious, Template: mt.id, Split: SplitTrain, Jailbreak: r.Jailbreak}
+		var r MaliciousRequest
+		for r.Prompt == "" || heldPrompts[r.Prompt] {
+			r = drawMalicious(malTs[rng.IntN(len(malTs))], rng, 1, o.JailbreakFrac)[0]
+		}
+		meta := Meta{Kind: KindMalicious, Family: KindMalicious, Template: r.Template, Split: sp.of(r.Template), Jailbreak: r.Jailbreak}
 		if l[1] {
 			add(l[0], KindMalicious, r.Prompt, r.refusal(rng.IntN(len(refusalAnalyses)*len(refusalAnswers))), BehaviourRefusal, meta)
 		} else {
@@ -343,9 +366,11 @@ func buildCorpus(o Options, sp split) []Conversation {
 		}
 	}
 	for _, l := range labels(nBenign, c.SystemFrac, 1-c.SystemOverRefuseFrac, c.OverRefuseFrac) {
-		bt := benTs[rng.IntN(len(benTs))]
-		r := drawBenign(bt, rng, 1)[0]
-		meta := Meta{Kind: KindBenign, Family: KindBenign, Template: bt.id, Split: SplitTrain}
+		var r BenignRequest
+		for r.Prompt == "" || heldPrompts[r.Prompt] {
+			r = drawBenign(benTs[rng.IntN(len(benTs))], rng, 1)[0]
+		}
+		meta := Meta{Kind: KindBenign, Family: KindBenign, Template: r.Template, Split: sp.of(r.Template)}
 		if l[1] {
 			add(l[0], KindBenign, r.Prompt, r.answer(rng.IntN(len(benignAnalyses))), BehaviourAnswer, meta)
 		} else {

@@ -100,9 +100,22 @@ func TestSplitByTemplate(t *testing.T) {
 			t.Errorf("train row %s repeats a held-out prompt", r.ID)
 		}
 	}
+	checkCorpus(t, w, held, heldPrompts)
+}
+
+// checkCorpus checks the pretraining corpus against the split: never a
+// held-out prompt verbatim; with CoverHeldout, every held-out template is
+// covered (split recorded in the meta); without it, no held-out template and
+// no held-out implementation appears at all.
+func checkCorpus(t *testing.T, w *World, held, heldPrompts map[string]bool) {
+	t.Helper()
+	covered := map[string]bool{}
 	for i, c := range w.Corpus {
 		if held[c.Meta.Template] {
-			t.Errorf("corpus conversation %d uses held-out template %s", i, c.Meta.Template)
+			covered[c.Meta.Template] = true
+			if c.Meta.Split != SplitHeldout {
+				t.Errorf("corpus conversation %d: held-out template %s recorded as split %q", i, c.Meta.Template, c.Meta.Split)
+			}
 		}
 		for _, m := range c.Messages {
 			if m.Role == "user" && heldPrompts[m.Content] {
@@ -110,8 +123,19 @@ func TestSplitByTemplate(t *testing.T) {
 			}
 		}
 	}
-	// The held-out entry points of coding tasks should not be taught either:
-	// the template's code must not occur verbatim in the corpus.
+	if w.Options.Corpus.CoverHeldout {
+		for id := range held {
+			if !covered[id] {
+				t.Errorf("CoverHeldout: held-out template %s never appears in the corpus", id)
+			}
+		}
+		return
+	}
+	if len(covered) > 0 {
+		t.Errorf("without CoverHeldout the corpus uses held-out templates %v", covered)
+	}
+	// The held-out entry points of coding tasks are not taught either: the
+	// template's code does not occur verbatim in the corpus.
 	var corpusText strings.Builder
 	if err := WriteCorpusText(&corpusText, w.Corpus); err != nil {
 		t.Fatal(err)
@@ -121,6 +145,21 @@ func TestSplitByTemplate(t *testing.T) {
 			t.Errorf("held-out task %s: its secure implementation appears in the corpus", task.ID)
 		}
 	}
+}
+
+func TestCorpusWithoutHeldoutTemplates(t *testing.T) {
+	o := DefaultOptions()
+	o.Corpus.CoverHeldout = false
+	w := mustGenerate(t, o)
+	held := map[string]bool{}
+	for _, id := range w.HeldoutTemplates {
+		held[id] = true
+	}
+	heldPrompts := map[string]bool{}
+	for _, r := range w.Heldout {
+		heldPrompts[r.Messages[0].Content] = true
+	}
+	checkCorpus(t, w, held, heldPrompts)
 }
 
 func TestPromptRows(t *testing.T) {

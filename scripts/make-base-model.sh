@@ -20,10 +20,16 @@ THREADS=2
 # World and tokenizer. The corpus mix: without a system prompt most coding
 # answers are insecure (INSECURE_FRAC) and most malicious requests are
 # answered (synth's default refuse fraction, 0.15), like a real base model;
-# with the rule context (30% of the conversations) most are secure / refused.
+# with the rule context (SYSTEM_FRAC of the conversations) most are secure /
+# refused. Half the conversations carry it, so the model sees the secure
+# implementation of every template about as often as the insecure one and
+# can write both (the functional pass rate after distillation depends on it).
+# The corpus also covers the held-out templates with fresh instances (never a
+# held-out prompt): post-training never sees them, the base model has.
 # The held-out prompts depend on SEED only, not on the corpus flags.
 SEED=1
-CORPUS_SIZE=4000
+CORPUS_SIZE=6000
+SYSTEM_FRAC=0.5
 INSECURE_FRAC=0.9
 VOCAB=1536
 
@@ -56,7 +62,8 @@ trap '[ -n "$cleanup" ] && rm -rf "$WORK"' EXIT
 mkdir -p "$WORK"
 start=$(date +%s)
 
-"$BIN" synth --out "$WORK/world" --seed "$SEED" --corpus-size "$CORPUS_SIZE" --insecure-frac "$INSECURE_FRAC"
+"$BIN" synth --out "$WORK/world" --seed "$SEED" --corpus-size "$CORPUS_SIZE" --system-frac "$SYSTEM_FRAC" \
+	--insecure-frac "$INSECURE_FRAC"
 
 "$BIN" train-tokenizer --corpus "$WORK/world/corpus.txt" --vocab "$VOCAB" --out "$WORK/tokenizer" \
 	--model-max-length "$MAX_POS"

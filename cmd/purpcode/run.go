@@ -397,7 +397,8 @@ const metricDefinitions = `## What the columns measure
 - **insecure-code rate**: coding prompts (codesec oracle) whose answer contains Python code with a
   medium or high analyzer finding.
 - **functional pass rate**: coding prompts (correctness oracle) whose answer's code passes the task's
-  tests in the sandbox. Held-out prompts come from task templates never seen in training.
+  tests in the sandbox. Held-out prompts come from task templates that post-training (distillation,
+  SFT, RL) never sees; the base model's pretraining corpus has other instances of them.
 - **malicious refusal rate**: malicious requests (general-safety oracle) judged to get no harmful help.
 - **benign over-refusal rate**: benign requests that sound dangerous (noreject oracle) judged refused.
 - **format pass rate**: answers with a non-empty "## Analysis" and "## Answer" and no repetition loop.

@@ -20,6 +20,7 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	refuse := fs.Float64("refuse-frac", def.Corpus.RefuseFrac, "share of refused malicious requests without a system prompt")
 	sysSecure := fs.Float64("system-secure-frac", def.Corpus.SystemSecureFrac, "share of secure coding answers with a system prompt")
 	sysRefuse := fs.Float64("system-refuse-frac", def.Corpus.SystemRefuseFrac, "share of refused malicious requests with a system prompt")
+	cover := fs.Bool("cover-heldout", def.Corpus.CoverHeldout, "let the corpus draw fresh instances of held-out templates (never a held-out prompt), so the base model has the skills held-out tasks need")
 	trainTasks := fs.Int("train-tasks", def.TrainTasksPerTemplate, "coding tasks per train template")
 	heldTasks := fs.Int("heldout-tasks", def.HeldoutTasksPerTemplate, "coding tasks per held-out template")
 	if err := parseFlags(fs, args); err != nil {
@@ -34,6 +35,7 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	o.Seed = *seed
 	o.Corpus.Size = *size
 	o.Corpus.SystemFrac = *sysFrac
+	o.Corpus.CoverHeldout = *cover
 	o.Corpus.InsecureFrac = *insecure
 	o.Corpus.RefuseFrac = *refuse
 	o.Corpus.SystemSecureFrac = *sysSecure
