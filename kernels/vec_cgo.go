@@ -13,10 +13,11 @@ package kernels
 #include <stdint.h>
 #include <string.h>
 
-// Each kernel is compiled twice on x86-64 GCC, for Haswell (AVX2 + FMA) and
+// Each kernel is compiled twice on x86-64 GCC with glibc, for Haswell (AVX2 + FMA) and
 // for the baseline ISA; the loader picks the clone the CPU supports, so one
 // binary runs everywhere and still uses 8-wide vectors where it can.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// Clones need ifunc, which glibc on Linux has and musl and MinGW lack.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && defined(__GLIBC__)
 #define PC_VEC __attribute__((target_clones("arch=haswell", "default")))
 #else
 #define PC_VEC

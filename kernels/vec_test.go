@@ -230,6 +230,25 @@ func TestVecKernelsRejectBadArguments(t *testing.T) {
 		"target past vocab": func() { XentRows(make([]float32, 6), 3, []int32{0, 3}, make([]float64, 2), 1, false) },
 		"swiglu lengths":    func() { SwiGLU(make([]float32, 3), nil, make([]float32, 2), make([]float32, 3)) },
 		"rope position":     func() { RoPE(make([]float32, 4), []int32{9}, 1, 4, make([]float32, 8), make([]float32, 8), 1, 0, 1) },
+		// Found in review: each passed the old checks and crashed in C.
+		"grad reads o past the last row's head": func() {
+			big := make([]float32, 8)
+			AttnSoftmaxGrad(make([]float32, 6), make([]float32, 6), 2, make([]float32, 3), 1, big[:2:2], 4, 0, 3, []int32{0, 0})
+		},
+		"negative r0": func() { AttnSoftmax(make([]float32, 4), 2, -1000000, 1, []int32{0, 0}, make([]float32, 2), true) },
+		"rmsnorm r0": func() {
+			RMSNorm(make([]float32, 4), make([]float32, 2), make([]float32, 4), make([]float32, 2), 2, -5, 1, 1e-6)
+		},
+		"start too far":  func() { AttnSoftmax(make([]float32, 4), 2, 0, 2, []int32{1 << 28, 0}, make([]float32, 2), true) },
+		"negative start": func() { AttnSoftmax(make([]float32, 4), 2, 0, 2, []int32{0, -100000}, make([]float32, 2), true) },
+		"t zero":         func() { AttnSoftmax(nil, 0, 0, 1, nil, make([]float32, 1), true) },
+		"negative vocab": func() { XentRows(make([]float32, 4), -1, []int32{-5}, make([]float64, 1), 1, true) },
+		"overflowing d": func() {
+			AttnSoftmaxGrad(make([]float32, 2), make([]float32, 2), 1, nil, 1<<62+1000, nil, 0, 0, 2, []int32{0})
+		},
+		"overflowing c": func() {
+			RMSNormGradW(make([]float32, 8), make([]float32, 8), make([]float32, 8), make([]float32, 1), 1, 1<<62+8, 0, 8)
+		},
 	} {
 		func() {
 			defer func() {
