@@ -3,6 +3,7 @@ package train
 import (
 	"bufio"
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -223,6 +224,30 @@ func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 		p.Opt.SetSteps(st.OptimizerSteps)
 	}
 	return p, nil
+}
+
+// Save writes the policy as checkpoint st.Step in out: the model (F32, with
+// files such as the tokenizer's copied in), st with the optimizer's name
+// and step count and rng's state filled in, and the optimizer buffers;
+// then it prunes out to the newest keep checkpoints. hook is
+// SaveOptions.Hook. It returns the checkpoint directory.
+func (p *Policy) Save(out string, keep int, st *State, rng encoding.BinaryMarshaler, files map[string][]byte, hook func(string)) (string, error) {
+	st.Optimizer, st.OptimizerSteps = p.Opt.Name(), p.Opt.Steps()
+	rs, err := rng.MarshalBinary()
+	if err != nil {
+		return "", fmt.Errorf("save %s: random state: %w", out, err)
+	}
+	st.RNG = rs
+	dir, err := Save(out, SaveOptions{
+		WriteModel: func(dir string) error {
+			return p.Model.Save(dir, qwen2.SaveOptions{DType: engine.F32, Files: files})
+		},
+		State: st, Optimizer: p.OptState, Hook: hook,
+	})
+	if err != nil {
+		return "", err
+	}
+	return dir, Prune(out, keep)
 }
 
 // OpenMetrics prepares the output directory (creating it, removing the

@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, opt, optState := pol.Model, pol.Opt, pol.OptState
+	m, opt := pol.Model, pol.Opt
 	var ref *qwen2.Model
 	if cfg.KLCoef > 0 {
 		if ref, err = qwen2.Load(cfg.Model, cpu); err != nil {
@@ -238,26 +238,17 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	start := time.Now()
 	save := func() error {
-		state := &train.State{
+		dir, err := pol.Save(cfg.Out, cfg.Keep, &train.State{
 			Trainer: "grpo", Step: step, Epoch: stream.epoch, MicroBatch: stream.pos, EpochSeed: stream.seed,
-			Optimizer: opt.Name(), OptimizerSteps: opt.Steps(), ElapsedS: elapsed0 + time.Since(start).Seconds(),
-			Config: settings, ConfigHash: train.HashConfig(settings), Extra: map[string]float64{"last_usable": sampler.LastUsable},
-		}
-		rs, err := rng.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		state.RNG = rs
-		dir, err := train.Save(cfg.Out, train.SaveOptions{
-			WriteModel: func(dir string) error { return m.Save(dir, qwen2.SaveOptions{DType: engine.F32, Files: extraFiles}) },
-			State:      state, Optimizer: optState, Hook: opts.Hooks.Save,
-		})
+			ElapsedS: elapsed0 + time.Since(start).Seconds(), Config: settings, ConfigHash: train.HashConfig(settings),
+			Extra: map[string]float64{"last_usable": sampler.LastUsable},
+		}, rng, extraFiles, opts.Hooks.Save)
 		if err != nil {
 			return err
 		}
 		lastSaved, res.Checkpoint = step, dir
 		logf("saved %s", dir)
-		return train.Prune(cfg.Out, cfg.Keep)
+		return nil
 	}
 
 	for step < total {

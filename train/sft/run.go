@@ -144,7 +144,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, opt, optState := pol.Model, pol.Opt, pol.OptState
+	m, opt := pol.Model, pol.Opt
 	extraFiles, err := train.ReadTokenizerFiles(cfg.Model)
 	if err != nil {
 		return nil, err
@@ -216,28 +216,16 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	start := time.Now()
 	save := func() error {
-		state := &train.State{
+		dir, err := pol.Save(cfg.Out, cfg.Keep, &train.State{
 			Trainer: "sft", Step: step, Epoch: epoch, MicroBatch: pos, EpochSeed: epochSeed,
-			Optimizer: opt.Name(), OptimizerSteps: opt.Steps(), ElapsedS: elapsed0 + time.Since(start).Seconds(),
-			Config: settings, ConfigHash: train.HashConfig(settings),
-		}
-		rngState, rerr := rng.MarshalBinary()
-		if rerr != nil {
-			return rerr
-		}
-		state.RNG = rngState
-		dir, err := train.Save(cfg.Out, train.SaveOptions{
-			WriteModel: func(dir string) error {
-				return m.Save(dir, qwen2.SaveOptions{DType: engine.F32, Files: extraFiles})
-			},
-			State: state, Optimizer: optState, Hook: opts.Hooks.Save,
-		})
+			ElapsedS: elapsed0 + time.Since(start).Seconds(), Config: settings, ConfigHash: train.HashConfig(settings),
+		}, rng, extraFiles, opts.Hooks.Save)
 		if err != nil {
 			return err
 		}
 		lastSaved, res.Checkpoint = step, dir
 		logf("saved %s", dir)
-		return train.Prune(cfg.Out, cfg.Keep)
+		return nil
 	}
 
 	if step >= total {
