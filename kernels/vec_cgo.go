@@ -285,18 +285,11 @@ func ip(s []int32) *C.int32_t {
 	return (*C.int32_t)(unsafe.Pointer(&s[0]))
 }
 
-func cb(v bool) C.int {
-	if v {
-		return 1
-	}
-	return 0
-}
-
 func attnSoftmax(s []float32, t, r0, r1 int, start []int32, lse []float32, save bool) {
 	if r1 <= r0 {
 		return
 	}
-	C.pc_attn_softmax(fp(s), C.int(t), C.int(r0), C.int(r1), ip(start), fp(lse), cb(save))
+	C.pc_attn_softmax(fp(s), C.int(t), C.int(r0), C.int(r1), ip(start), fp(lse), cbool(save))
 }
 
 func attnSoftmaxGrad(dp, p []float32, t int, dO []float32, d int, o []float32, ldo, r0, r1 int, start []int32) {
@@ -310,7 +303,7 @@ func xentRows(z []float32, v int, targets []int32, loss []float64, scale float32
 	if len(targets) == 0 {
 		return
 	}
-	C.pc_xent_rows(fp(z), C.int(v), C.int(len(targets)), ip(targets), (*C.double)(unsafe.Pointer(&loss[0])), C.float(scale), cb(grad))
+	C.pc_xent_rows(fp(z), C.int(v), C.int(len(targets)), ip(targets), (*C.double)(unsafe.Pointer(&loss[0])), C.float(scale), cbool(grad))
 }
 
 func swiglu(out, sig, gate, up []float32) {

@@ -100,15 +100,23 @@ func TestSplitByTemplate(t *testing.T) {
 			t.Errorf("train row %s repeats a held-out prompt", r.ID)
 		}
 	}
-	checkCorpus(t, w, held, heldPrompts)
+	checkCorpus(t, w)
 }
 
 // checkCorpus checks the pretraining corpus against the split: never a
 // held-out prompt verbatim; with CoverHeldout, every held-out template is
 // covered (split recorded in the meta); without it, no held-out template and
 // no held-out implementation appears at all.
-func checkCorpus(t *testing.T, w *World, held, heldPrompts map[string]bool) {
+func checkCorpus(t *testing.T, w *World) {
 	t.Helper()
+	held := map[string]bool{}
+	for _, id := range w.HeldoutTemplates {
+		held[id] = true
+	}
+	heldPrompts := map[string]bool{}
+	for _, r := range w.Heldout {
+		heldPrompts[r.Messages[0].Content] = true
+	}
 	covered := map[string]bool{}
 	for i, c := range w.Corpus {
 		if held[c.Meta.Template] {
@@ -150,16 +158,7 @@ func checkCorpus(t *testing.T, w *World, held, heldPrompts map[string]bool) {
 func TestCorpusWithoutHeldoutTemplates(t *testing.T) {
 	o := DefaultOptions()
 	o.Corpus.CoverHeldout = false
-	w := mustGenerate(t, o)
-	held := map[string]bool{}
-	for _, id := range w.HeldoutTemplates {
-		held[id] = true
-	}
-	heldPrompts := map[string]bool{}
-	for _, r := range w.Heldout {
-		heldPrompts[r.Messages[0].Content] = true
-	}
-	checkCorpus(t, w, held, heldPrompts)
+	checkCorpus(t, mustGenerate(t, o))
 }
 
 func TestPromptRows(t *testing.T) {

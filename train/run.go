@@ -125,9 +125,9 @@ func OptimizerTensors(opt optim.Optimizer, m *qwen2.Model) []checkpoint.Named {
 	return out
 }
 
-// ReadTokenizerFiles reads the tokenizer and generation files of a model
+// readTokenizerFiles reads the tokenizer and generation files of a model
 // directory that exist, to copy them into checkpoints.
-func ReadTokenizerFiles(dir string) (map[string][]byte, error) {
+func readTokenizerFiles(dir string) (map[string][]byte, error) {
 	files := map[string][]byte{}
 	for _, name := range tokenizerFiles {
 		b, err := os.ReadFile(filepath.Join(dir, name))
@@ -189,11 +189,15 @@ type Policy struct {
 	Model    *qwen2.Model
 	Opt      optim.Optimizer
 	OptState []checkpoint.Named // the optimizer's buffers, as saved in checkpoints
+	// Files are the base model's tokenizer and generation files, copied
+	// into every checkpoint so each one is a complete model directory.
+	Files map[string][]byte
 }
 
 // LoadPolicy loads the model to train — from the resumed checkpoint when st
 // is not nil, else from baseDir — builds the optimizer and restores its
-// state. A checkpoint whose model shape differs from baseDir's is refused.
+// state, and reads baseDir's tokenizer files for the checkpoints. A
+// checkpoint whose model shape differs from baseDir's is refused.
 func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, cpu *engine.CPU) (*Policy, error) {
 	dir := baseDir
 	if st != nil {
@@ -212,7 +216,11 @@ func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 			return nil, fmt.Errorf("resume %s: checkpoint model differs from %s", from.Dir, baseDir)
 		}
 	}
-	p := &Policy{Model: m, Opt: NewOptimizer(oc, m)}
+	files, err := readTokenizerFiles(baseDir)
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{Model: m, Opt: NewOptimizer(oc, m), Files: files}
 	p.OptState = OptimizerTensors(p.Opt, m)
 	if st != nil {
 		if st.Optimizer != p.Opt.Name() {
@@ -227,11 +235,11 @@ func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 }
 
 // Save writes the policy as checkpoint st.Step in out: the model (F32, with
-// files such as the tokenizer's copied in), st with the optimizer's name
-// and step count and rng's state filled in, and the optimizer buffers;
-// then it prunes out to the newest keep checkpoints. hook is
-// SaveOptions.Hook. It returns the checkpoint directory.
-func (p *Policy) Save(out string, keep int, st *State, rng encoding.BinaryMarshaler, files map[string][]byte, hook func(string)) (string, error) {
+// p.Files copied in), st with the optimizer's name and step count and rng's
+// state filled in, and the optimizer buffers; then it prunes out to the
+// newest keep checkpoints. hook is SaveOptions.Hook. It returns the
+// checkpoint directory.
+func (p *Policy) Save(out string, keep int, st *State, rng encoding.BinaryMarshaler, hook func(string)) (string, error) {
 	st.Optimizer, st.OptimizerSteps = p.Opt.Name(), p.Opt.Steps()
 	rs, err := rng.MarshalBinary()
 	if err != nil {
@@ -240,7 +248,7 @@ func (p *Policy) Save(out string, keep int, st *State, rng encoding.BinaryMarsha
 	st.RNG = rs
 	dir, err := Save(out, SaveOptions{
 		WriteModel: func(dir string) error {
-			return p.Model.Save(dir, qwen2.SaveOptions{DType: engine.F32, Files: files})
+			return p.Model.Save(dir, qwen2.SaveOptions{DType: engine.F32, Files: p.Files})
 		},
 		State: st, Optimizer: p.OptState, Hook: hook,
 	})

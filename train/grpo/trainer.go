@@ -159,10 +159,6 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if cfg.packLen() > m.Cfg.MaxPositions {
 		return nil, fmt.Errorf("max_prompt_len + max_response_len = %d exceeds the model's max_position_embeddings %d", cfg.packLen(), m.Cfg.MaxPositions)
 	}
-	extraFiles, err := train.ReadTokenizerFiles(cfg.Model)
-	if err != nil {
-		return nil, err
-	}
 	eos, err := generate.StopTokens(cfg.Model, m.Cfg, tok)
 	if err != nil {
 		return nil, err
@@ -242,7 +238,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			Trainer: "grpo", Step: step, Epoch: stream.epoch, MicroBatch: stream.pos, EpochSeed: stream.seed,
 			ElapsedS: elapsed0 + time.Since(start).Seconds(), Config: settings, ConfigHash: train.HashConfig(settings),
 			Extra: map[string]float64{"last_usable": sampler.LastUsable},
-		}, rng, extraFiles, opts.Hooks.Save)
+		}, rng, opts.Hooks.Save)
 		if err != nil {
 			return err
 		}

@@ -145,10 +145,6 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil, err
 	}
 	m, opt := pol.Model, pol.Opt
-	extraFiles, err := train.ReadTokenizerFiles(cfg.Model)
-	if err != nil {
-		return nil, err
-	}
 
 	lay := data.Layout{B: cfg.MicroBatch, T: cfg.SeqLen, Pack: cfg.Pack}
 	total := cfg.totalSteps(trainSet, lay)
@@ -219,7 +215,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		dir, err := pol.Save(cfg.Out, cfg.Keep, &train.State{
 			Trainer: "sft", Step: step, Epoch: epoch, MicroBatch: pos, EpochSeed: epochSeed,
 			ElapsedS: elapsed0 + time.Since(start).Seconds(), Config: settings, ConfigHash: train.HashConfig(settings),
-		}, rng, extraFiles, opts.Hooks.Save)
+		}, rng, opts.Hooks.Save)
 		if err != nil {
 			return err
 		}
