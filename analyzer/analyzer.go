@@ -1,6 +1,7 @@
 package analyzer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -226,19 +227,19 @@ func (a *Analyzer) repair(p *sitter.Parser, f *file, src []byte) *sitter.Tree {
 		if dedent && indent == 0 {
 			continue
 		}
-		for _, quote := range []string{"", `"""`, "'''"} {
-			if !dedent && quote == "" {
-				continue
-			}
-			if quote != "" && strings.Count(string(src), quote)%2 == 0 {
-				continue
-			}
+		for _, fix := range docstringFixes(src) {
 			cand := src
 			if dedent {
 				cand = dedentSrc(src, indent)
 			}
-			if quote != "" {
-				cand = append([]byte(quote), cand...)
+			cand = append(append([]byte(fix.open), cand...), fix.close...)
+			if closers := openBrackets(cand); closers != "" {
+				// Truncated output (a token limit mid-call) leaves
+				// brackets open; closing them keeps the statement.
+				cand = append(append(cand, '\n'), closers...)
+			}
+			if bytes.Equal(cand, src) {
+				continue
 			}
 			t := p.Parse(cand, nil)
 			if t == nil {
@@ -269,6 +270,76 @@ func (a *Analyzer) repair(p *sitter.Parser, f *file, src []byte) *sitter.Tree {
 	f.buildTree(bestTree, &a.gram, bestTree.RootNode().HasError())
 	f.computeLines()
 	return bestTree
+}
+
+// docstringFix wraps a fragment so that a docstring it starts or ends
+// inside is closed: open is prepended, close appended (after a newline, so
+// line numbers are kept).
+type docstringFix struct{ open, close string }
+
+// docstringFixes lists the wrappings worth trying for src, starting with
+// none. A fragment cut from a file can start inside a docstring, end inside
+// one, or both (then its own triple quotes balance and only wrapping both
+// ends parses).
+func docstringFixes(src []byte) []docstringFix {
+	fixes := []docstringFix{{}}
+	for _, q := range []string{`"""`, "'''"} {
+		n := strings.Count(string(src), q)
+		switch {
+		case n%2 == 1:
+			fixes = append(fixes, docstringFix{open: q}, docstringFix{close: "\n" + q})
+		case n > 0:
+			fixes = append(fixes, docstringFix{open: q, close: "\n" + q})
+		}
+	}
+	return fixes
+}
+
+// openBrackets returns the closing brackets that src leaves open, in
+// closing order, skipping strings and comments.
+func openBrackets(src []byte) string {
+	var stack []byte
+	for i := 0; i < len(src); i++ {
+		switch ch := src[i]; ch {
+		case '#':
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		case '\'', '"':
+			triple := i+2 < len(src) && src[i+1] == ch && src[i+2] == ch
+			if triple {
+				i += 3
+				for i < len(src) && !(src[i] == ch && i+2 < len(src) && src[i+1] == ch && src[i+2] == ch) {
+					if src[i] == '\\' {
+						i++
+					}
+					i++
+				}
+				i += 2
+				continue
+			}
+			for i++; i < len(src) && src[i] != ch && src[i] != '\n'; i++ {
+				if src[i] == '\\' {
+					i++
+				}
+			}
+		case '(':
+			stack = append(stack, ')')
+		case '[':
+			stack = append(stack, ']')
+		case '{':
+			stack = append(stack, '}')
+		case ')', ']', '}':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		}
+	}
+	out := make([]byte, len(stack))
+	for k := range stack {
+		out[k] = stack[len(stack)-1-k]
+	}
+	return string(out)
 }
 
 func (f *file) errorCount() int {

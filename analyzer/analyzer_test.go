@@ -85,7 +85,7 @@ func TestTaintFlow(t *testing.T) {
 		{"constant url", "import requests\nrequests.get('https://example.com', timeout=5)\n", "ssrf", 0, 0},
 		{"input to shell", "import subprocess\ncmd = 'ls ' + input()\nsubprocess.run(cmd, shell=True)\n", "subprocess-shell-injection", 3, High},
 		{"shell constant", "import subprocess\nsubprocess.run('ls -l', shell=True)\n", "subprocess-shell-injection", 0, 0},
-		{"int sanitizes", "import os\nn = int(input())\nos.system('sleep %d' % n)\n", "os-system-injection", 3, Medium},
+		{"int sanitizes", "import os\nn = int(input())\nos.system('sleep %d' % n)\n", "os-system-injection", 3, Low},
 		{"tuple unpacking", "def f(a):\n\tx, y = a, 1\n\teval(x)\n", "eval-injection", 3, Medium},
 		{"eval constant via name", "code = '1+1'\neval(code)\n", "eval-injection", 0, 0},
 	})
@@ -276,6 +276,9 @@ func TestCatalogValidation(t *testing.T) {
 		"rules: [{id: x, cwe: [CWE-1], severity: low, title: t, message: m, fix: f, description: d, match: [{call: [eval], args: [{is: bogus}]}]}]",
 		"rules: [{id: x, cwe: [CWE-1], severity: low, title: t, message: m, fix: f, description: d, match: [{string: '('}]}]",
 		"rules: [{id: x, cwe: [CWE-1], severity: low, title: t, message: m, fix: f, description: d, match: [{call: [eval]}], extra: 1}]",
+		"rules: [{id: x, cwe: [CWE-1], severity: low, title: t, message: m, fix: f, description: d, match: [{build: '<p>'}]}]",
+		"rules: [{id: x, cwe: [CWE-1], severity: low, title: t, message: m, fix: f, description: d, match: [{string: 'a', within: [join]}]}]",
+		"rules: [{id: x, cwe: [CWE-1], severity: low, title: t, message: m, fix: f, description: d, match: [{call: [eval], target: 'x'}]}]",
 	}
 	for _, y := range bad {
 		if _, err := loadCatalog([]byte(y)); err == nil {

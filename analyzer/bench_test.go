@@ -18,7 +18,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	if err != nil {
 		b.Skipf("%s: %v", path, err)
 	}
-	var rows []cyberRow
+	var rows []instructRow
 	if err := json.Unmarshal(data, &rows); err != nil {
 		b.Fatal(err)
 	}

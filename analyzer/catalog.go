@@ -23,8 +23,13 @@ type catalogFile struct {
 		UserAttrs       []string `yaml:"user_attrs"`
 		RouteDecorators []string `yaml:"route_decorators"`
 	} `yaml:"sources"`
-	Sanitizers []string   `yaml:"sanitizers"`
-	Rules      []ruleSpec `yaml:"rules"`
+	Sanitizers []string `yaml:"sanitizers"`
+	// Guards are checks that validate a name for the whole function when
+	// it appears in them inside a condition (if, elif, while, assert).
+	Guards []string `yaml:"guards"`
+	// PathJoins build a file path from a base and parts.
+	PathJoins []string   `yaml:"path_joins"`
+	Rules     []ruleSpec `yaml:"rules"`
 }
 
 type ruleSpec struct {
@@ -39,7 +44,7 @@ type ruleSpec struct {
 }
 
 // matchSpec is one way a rule can fire. Exactly one of Call, Method, Attr,
-// Assign, String, Query, Resource or Acquire is set.
+// Assign, String, Build, Query, Resource or Acquire is set.
 type matchSpec struct {
 	// Call: resolved callee names ("subprocess.*", "os.system", "eval").
 	Call []string `yaml:"call"`
@@ -57,6 +62,9 @@ type matchSpec struct {
 	Value   *argSpec `yaml:"value"`
 	// String: regexp on the contents of constant string literals.
 	String string `yaml:"string"`
+	// Build: regexp on the constant text of a string built at run time
+	// (f-string, +, %, .format()); Value then tests the non-constant parts.
+	Build string `yaml:"build"`
 	// Query: a tree-sitter query; the node captured as @match is reported.
 	Query string `yaml:"query"`
 	// Resource: constructors whose result must be released (Release
@@ -72,29 +80,42 @@ type matchSpec struct {
 	Hint []string `yaml:"hint"`
 	// Args: conditions on call arguments; all must hold.
 	Args []argSpec `yaml:"args"`
+	// Target: regexp on the source text of an assignment's target, for
+	// assign matches (e.g. headers\[ for response.headers["X"] = v).
+	Target string `yaml:"target"`
 	// Context: regexp that a nearby name (assignment target, keyword,
 	// enclosing function) must match, for "used as a secret" checks.
 	Context string `yaml:"context"`
+	// Within: the call must sit inside the arguments of a call to one of
+	// these functions or methods (last name segment, e.g. join), in the
+	// same expression.
+	Within []string `yaml:"within"`
 	// Severity overrides the rule's severity for this way of matching.
 	Severity string `yaml:"severity"`
 }
 
 // argSpec selects an argument by position and/or keyword and tests it.
 type argSpec struct {
-	Pos   *int   `yaml:"pos"`
-	Kw    string `yaml:"kw"`
-	Any   bool   `yaml:"any"` // any argument (positional or keyword)
-	Is    string `yaml:"is"`  // see argTests
+	Pos *int   `yaml:"pos"`
+	Kw  string `yaml:"kw"`
+	Any bool   `yaml:"any"` // any argument (positional or keyword)
+	// Recv tests the receiver of a method call (x in x.read_text()).
+	Recv  bool   `yaml:"recv"`
+	Is    string `yaml:"is"` // see argTests
 	Regex string `yaml:"regex"`
 	Lt    *int64 `yaml:"lt"`
 	Mask  *int64 `yaml:"mask"`
 	Not   bool   `yaml:"not"`
+	// Clean: extra sanitizers for this test's taint (e.g. repr for log
+	// lines), on top of the catalog's.
+	Clean []string `yaml:"clean"`
 }
 
 var argTests = map[string]bool{
 	"": true, "present": true, "absent": true, "literal": true, "nonliteral": true,
 	"dynamic": true, "tainted": true, "user": true, "true": true, "false": true,
 	"constant": true, "secret": true, "token": true, "int": true, "string": true,
+	"alphabet": true, "unsanitized": true, "pathjoin": true, "urlhost": true, "built": true,
 }
 
 type rule struct {
@@ -109,6 +130,7 @@ type matcher struct {
 	receiver *regexp.Regexp
 	re       *regexp.Regexp
 	exclude  *regexp.Regexp
+	target   *regexp.Regexp
 	hint     []string
 	args     []compiledArg
 	value    *compiledArg
@@ -117,17 +139,20 @@ type matcher struct {
 	release  []string
 	relCalls []glob
 	query    string
+	within   []string
 }
 
 type compiledArg struct {
-	pos  int // -1: none
-	kw   string
-	any  bool
-	is   string
-	re   *regexp.Regexp
-	lt   *int64
-	mask *int64
-	not  bool
+	clean []glob
+	recv  bool
+	pos   int // -1: none
+	kw    string
+	any   bool
+	is    string
+	re    *regexp.Regexp
+	lt    *int64
+	mask  *int64
+	not   bool
 }
 
 // glob is a dotted name pattern: "*" matches one segment, "**" any number.
@@ -170,6 +195,8 @@ type catalog struct {
 	userAttrs  []glob
 	routeDecos []glob
 	sanitizers []glob
+	guards     []glob
+	pathJoins  []glob
 
 	// Indexes from the last segment of a name to the matchers that may
 	// match it; wildcard-ended patterns go to the *Any lists.
@@ -179,6 +206,7 @@ type catalog struct {
 	attrByLast   map[string][]*matcher
 	assigns      []*matcher
 	strs         []*matcher
+	builds       []*matcher
 	queries      []*matcher
 }
 
@@ -205,6 +233,12 @@ func loadCatalog(data []byte) (*catalog, error) {
 	}
 	for _, s := range cf.Sanitizers {
 		c.sanitizers = append(c.sanitizers, parseGlob(s))
+	}
+	for _, s := range cf.Guards {
+		c.guards = append(c.guards, parseGlob(s))
+	}
+	for _, s := range cf.PathJoins {
+		c.pathJoins = append(c.pathJoins, parseGlob(s))
 	}
 	seen := map[string]bool{}
 	for i := range cf.Rules {
@@ -247,6 +281,8 @@ func (c *catalog) index(m *matcher) {
 		c.assigns = append(c.assigns, m)
 	case "string":
 		c.strs = append(c.strs, m)
+	case "build":
+		c.builds = append(c.builds, m)
 	case "query":
 		c.queries = append(c.queries, m)
 	}
@@ -300,11 +336,12 @@ func compileMatch(r *rule, ms *matchSpec) (*matcher, error) {
 	set("attr", len(ms.Attr) > 0)
 	set("assign", ms.Assign != "")
 	set("string", ms.String != "")
+	set("build", ms.Build != "")
 	set("query", ms.Query != "")
 	set("resource", len(ms.Resource) > 0)
 	set("acquire", len(ms.Acquire) > 0)
 	if kinds != 1 {
-		return nil, fmt.Errorf("want exactly one of call, method, attr, assign, string, query, resource, acquire; got %d", kinds)
+		return nil, fmt.Errorf("want exactly one of call, method, attr, assign, string, build, query, resource, acquire; got %d", kinds)
 	}
 	var err error
 	for _, n := range append(append(append(append([]string{}, ms.Call...), ms.Method...), ms.Attr...), append(ms.Resource, ms.Acquire...)...) {
@@ -333,6 +370,12 @@ func compileMatch(r *rule, ms *matchSpec) (*matcher, error) {
 	if ms.String != "" {
 		pat = ms.String
 	}
+	if ms.Build != "" {
+		pat = ms.Build
+		if ms.Value == nil {
+			return nil, fmt.Errorf("build needs a value test for the non-constant parts")
+		}
+	}
 	if pat != "" {
 		if m.re, err = regexp.Compile(pat); err != nil {
 			return nil, fmt.Errorf("regexp %q: %w", pat, err)
@@ -341,6 +384,14 @@ func compileMatch(r *rule, ms *matchSpec) (*matcher, error) {
 	if ms.Exclude != "" {
 		if m.exclude, err = regexp.Compile(ms.Exclude); err != nil {
 			return nil, fmt.Errorf("exclude: %w", err)
+		}
+	}
+	if ms.Target != "" {
+		if m.kind != "assign" {
+			return nil, fmt.Errorf("target applies to assign matches only")
+		}
+		if m.target, err = regexp.Compile(ms.Target); err != nil {
+			return nil, fmt.Errorf("target: %w", err)
 		}
 	}
 	if ms.Context != "" {
@@ -368,6 +419,10 @@ func compileMatch(r *rule, ms *matchSpec) (*matcher, error) {
 		m.value = &ca
 	}
 	m.query = ms.Query
+	if len(ms.Within) > 0 && m.kind != "call" && m.kind != "method" {
+		return nil, fmt.Errorf("within applies to call and method matches only")
+	}
+	m.within = ms.Within
 	if m.kind == "resource" || m.kind == "acquire" {
 		if len(ms.Release) == 0 {
 			return nil, fmt.Errorf("%s needs release methods", m.kind)
@@ -381,7 +436,10 @@ func compileMatch(r *rule, ms *matchSpec) (*matcher, error) {
 }
 
 func compileArg(a *argSpec) (compiledArg, error) {
-	ca := compiledArg{pos: -1, kw: a.Kw, any: a.Any, is: a.Is, lt: a.Lt, mask: a.Mask, not: a.Not}
+	ca := compiledArg{pos: -1, kw: a.Kw, any: a.Any, recv: a.Recv, is: a.Is, lt: a.Lt, mask: a.Mask, not: a.Not}
+	for _, s := range a.Clean {
+		ca.clean = append(ca.clean, parseGlob(s))
+	}
 	if a.Pos != nil {
 		ca.pos = *a.Pos
 	}

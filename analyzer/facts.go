@@ -19,6 +19,9 @@ type funcFacts struct {
 
 	taint    map[string]uint8
 	visiting map[string]bool
+	// validated names appear in a guard (allow-list membership, a
+	// containment or format check) in some condition of the function.
+	validated map[string]bool
 }
 
 // collectModule records imports and definitions for the whole file.
@@ -130,7 +133,7 @@ func (f *file) facts(c *catalog, n int32) *funcFacts {
 		return ff
 	}
 	ff := &funcFacts{scope: s, params: map[string]uint8{}, assigns: map[string][]int32{},
-		taint: map[string]uint8{}, visiting: map[string]bool{}}
+		taint: map[string]uint8{}, visiting: map[string]bool{}, validated: map[string]bool{}}
 	f.funcFacts[s] = ff
 	if s != 0 {
 		ff.outer = f.facts(c, s)
@@ -157,6 +160,7 @@ func (f *file) facts(c *catalog, n int32) *funcFacts {
 		}
 	}
 	end := f.nodes[s].subEnd
+	var conds []int32
 	for i := s + 1; i < end; i++ {
 		nd := &f.nodes[i]
 		switch nd.kind {
@@ -170,7 +174,16 @@ func (f *file) facts(c *catalog, n int32) *funcFacts {
 			if f.kind(f.parent(i)) == "with_item" {
 				f.bind(ff, f.firstNamed(f.child(i, "alias")), f.firstNamed(i))
 			}
+		case "if_statement", "elif_clause", "while_statement":
+			conds = append(conds, f.child(i, "condition"))
+		case "assert_statement":
+			conds = append(conds, f.firstNamed(i))
 		}
+	}
+	// Guards are read once every binding is known, since validation
+	// passes from a checked value to the names it was computed from.
+	for _, cond := range conds {
+		f.collectGuards(c, ff, cond)
 	}
 	return ff
 }
@@ -231,21 +244,25 @@ func anyGlob(gs []glob, name string) bool {
 }
 
 // taintOf returns the taint bits of expression n.
-func (f *file) taintOf(c *catalog, n int32) uint8 {
+func (f *file) taintOf(c *catalog, n int32) uint8 { return f.taint(c, n, nil) }
+
+// taint returns the taint bits of expression n, treating calls to extra as
+// sanitizers too (results with extra sanitizers are not cached).
+func (f *file) taint(c *catalog, n int32, extra []glob) uint8 {
 	n = f.unparen(n)
 	if n == noNode {
 		return 0
 	}
 	switch f.nodes[n].kind {
 	case "identifier":
-		return f.nameTaint(c, f.facts(c, n), f.text(n))
+		return f.nameTaint(c, f.facts(c, n), f.text(n), extra)
 	case "string", "integer", "float", "true", "false", "none", "comparison_operator",
 		"not_operator", "lambda", "concatenated_string":
 		if f.nodes[n].kind == "string" || f.nodes[n].kind == "concatenated_string" {
 			var t uint8
 			for i := n + 1; i < f.nodes[n].subEnd; i++ {
-				if f.nodes[i].kind == "interpolation" {
-					t |= f.taintOf(c, f.child(i, "expression"))
+				if f.nodes[i].kind == "interpolation" && !f.reprConversion(c, i, extra) {
+					t |= f.taint(c, f.child(i, "expression"), extra)
 				}
 			}
 			return t
@@ -255,28 +272,28 @@ func (f *file) taintOf(c *catalog, n int32) uint8 {
 		if q, _ := f.qualName(n); anyGlob(c.userAttrs, q) {
 			return taintUser
 		}
-		return f.taintOf(c, f.child(n, "object"))
+		return f.taint(c, f.child(n, "object"), extra)
 	case "subscript":
-		return f.taintOf(c, f.child(n, "value"))
+		return f.taint(c, f.child(n, "value"), extra)
 	case "call":
 		fn := f.child(n, "function")
 		for _, q := range f.candidates(fn) {
 			if anyGlob(c.userCalls, q) {
 				return taintUser
 			}
-			if anyGlob(c.sanitizers, q) {
+			if anyGlob(c.sanitizers, q) || anyGlob(extra, q) {
 				return 0
 			}
 		}
 		var t uint8
 		if f.kind(f.unparen(fn)) == "attribute" {
-			t = f.taintOf(c, fn)
+			t = f.taint(c, fn, extra)
 		}
 		for _, a := range f.namedChildren(f.child(n, "arguments")) {
 			if f.kind(a) == "keyword_argument" {
 				a = f.child(a, "value")
 			}
-			t |= f.taintOf(c, a)
+			t |= f.taint(c, a, extra)
 		}
 		return t
 	case "conditional_expression":
@@ -284,28 +301,32 @@ func (f *file) taintOf(c *catalog, n int32) uint8 {
 		var t uint8
 		for k, e := range kids {
 			if k != 1 { // skip the condition
-				t |= f.taintOf(c, e)
+				t |= f.taint(c, e, extra)
 			}
 		}
 		return t
 	}
 	var t uint8
 	for _, k := range f.namedChildren(n) {
-		t |= f.taintOf(c, k)
+		t |= f.taint(c, k, extra)
 	}
 	return t
 }
 
-func (f *file) nameTaint(c *catalog, ff *funcFacts, name string) uint8 {
+func (f *file) nameTaint(c *catalog, ff *funcFacts, name string, extra []glob) uint8 {
 	for ; ff != nil; ff = ff.outer {
-		if t, ok := ff.params[name]; ok {
-			return t
+		_, isParam := ff.params[name]
+		vals, isLocal := ff.assigns[name]
+		if (isParam || isLocal) && ff.validated[name] {
+			return 0
 		}
-		vals, ok := ff.assigns[name]
-		if !ok {
+		if isParam {
+			return ff.params[name]
+		}
+		if !isLocal {
 			continue
 		}
-		if t, ok := ff.taint[name]; ok {
+		if t, ok := ff.taint[name]; ok && extra == nil {
 			return t
 		}
 		if ff.visiting[name] {
@@ -314,10 +335,12 @@ func (f *file) nameTaint(c *catalog, ff *funcFacts, name string) uint8 {
 		ff.visiting[name] = true
 		var t uint8
 		for _, v := range vals {
-			t |= f.taintOf(c, v)
+			t |= f.taint(c, v, extra)
 		}
 		ff.visiting[name] = false
-		ff.taint[name] = t
+		if extra == nil {
+			ff.taint[name] = t
+		}
 		return t
 	}
 	return 0

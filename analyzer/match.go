@@ -36,6 +36,9 @@ func (f *file) matchAll(c *catalog, out *collector) {
 		switch f.nodes[i].kind {
 		case "call", "exec_statement":
 			seen = f.matchCall(c, i, out, seen[:0])
+			if len(c.builds) > 0 {
+				f.matchBuild(c, i, out)
+			}
 		case "attribute":
 			f.matchAttr(c, i, out)
 		case "identifier":
@@ -49,6 +52,13 @@ func (f *file) matchAll(c *catalog, out *collector) {
 		case "string":
 			if len(c.strs) > 0 {
 				f.matchString(c, i, out)
+			}
+			if len(c.builds) > 0 {
+				f.matchBuild(c, i, out)
+			}
+		case "binary_operator":
+			if len(c.builds) > 0 {
+				f.matchBuild(c, i, out)
 			}
 		}
 	}
@@ -75,7 +85,7 @@ func (f *file) matchCall(c *catalog, call int32, out *collector, seen []*matcher
 			}
 		}
 		seen = append(seen, m)
-		if !f.argsHold(c, m, call) || !f.contextHolds(m, call) {
+		if !f.argsHold(c, m, call) || !f.contextHolds(m, call) || !f.withinHolds(m, call) {
 			return
 		}
 		switch m.kind {
@@ -185,7 +195,10 @@ func (f *file) matchAssign(c *catalog, n int32, out *collector) {
 		if !hasHint(m.hint, lname) || !m.re.MatchString(lname) || (m.exclude != nil && m.exclude.MatchString(lname)) {
 			continue
 		}
-		if m.value != nil && !f.argTest(c, m.value, val) {
+		if m.value != nil && f.argTest(c, m.value, val) == m.value.not {
+			continue
+		}
+		if m.target != nil && !m.target.MatchString(f.text(f.child(n, "left"))) {
 			continue
 		}
 		out.add(m, n)
@@ -253,7 +266,14 @@ func (f *file) argsHold(c *catalog, m *matcher, call int32) bool {
 	for k := range m.args {
 		a := &m.args[k]
 		var ok bool
-		if a.any {
+		if a.recv {
+			fu := f.unparen(f.child(call, "function"))
+			n := int32(noNode)
+			if f.kind(fu) == "attribute" {
+				n = f.child(fu, "object")
+			}
+			ok = f.argTest(c, a, n)
+		} else if a.any {
 			for _, p := range pos {
 				ok = ok || f.argTest(c, a, p)
 			}
@@ -297,15 +317,27 @@ func (f *file) argTest(c *catalog, a *compiledArg, n int32) bool {
 			return false
 		}
 	case "dynamic":
-		if !f.isDynamicString(c, n, 0) && f.taintOf(c, n) == 0 {
+		if !f.isDynamicString(c, n, 0) && f.taint(c, n, a.clean) == 0 {
 			return false
 		}
 	case "tainted":
-		if f.taintOf(c, n) == 0 {
+		if f.taint(c, n, a.clean) == 0 {
 			return false
 		}
 	case "user":
-		if f.taintOf(c, n)&taintUser == 0 {
+		if f.taint(c, n, a.clean)&taintUser == 0 {
+			return false
+		}
+	case "pathjoin":
+		if !f.isPathJoin(c, n, 0) || f.taint(c, n, a.clean) == 0 {
+			return false
+		}
+	case "built":
+		if !f.isDynamicString(c, n, 0) || f.taint(c, n, a.clean) == 0 {
+			return false
+		}
+	case "urlhost":
+		if f.taint(c, n, a.clean) == 0 || f.hasFixedHost(c, n, 0) {
 			return false
 		}
 	case "true":
@@ -322,6 +354,14 @@ func (f *file) argTest(c *catalog, a *compiledArg, n int32) bool {
 		}
 	case "int":
 		if f.kind(f.unparen(n)) != "integer" {
+			return false
+		}
+	case "alphabet":
+		if !f.isAlphabet(c, n, 0) {
+			return false
+		}
+	case "unsanitized":
+		if f.isSafe(c, n, 0) {
 			return false
 		}
 	case "secret", "token":
@@ -413,6 +453,32 @@ func (f *file) contextHolds(m *matcher, n int32) bool {
 		case "function_definition":
 			return m.context.MatchString(strings.ToLower(f.text(f.child(p, "name"))))
 		case "class_definition":
+			return false
+		}
+	}
+	return false
+}
+
+// withinHolds checks a matcher's Within names: a call enclosing n in the
+// same statement calls one of them.
+func (f *file) withinHolds(m *matcher, n int32) bool {
+	if len(m.within) == 0 {
+		return true
+	}
+	for p := f.parent(n); p != noNode; p = f.parent(p) {
+		switch f.kind(p) {
+		case "call":
+			fn := f.unparen(f.child(p, "function"))
+			name := f.text(fn)
+			if f.kind(fn) == "attribute" {
+				name = f.text(f.child(fn, "attribute"))
+			}
+			for _, w := range m.within {
+				if w == name {
+					return true
+				}
+			}
+		case "block", "module", "lambda":
 			return false
 		}
 	}
