@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"purpcode/engine"
+	"purpcode/internal/testref"
 )
 
 // qwen2Shapes lists the HF tensor names and shapes a Qwen2 config implies,
@@ -111,13 +112,12 @@ func TestReadPythonWrittenQwen2Tiny(t *testing.T) {
 // Re-writing files made by the Python library must reproduce them byte for
 // byte: same order, offsets, JSON spelling and padding.
 func TestRewriteIsByteIdenticalToPython(t *testing.T) {
-	dir := filepath.Join(refsDir(t), "qwen2-tiny")
 	for _, name := range []string{"model.safetensors", "expected_logits.safetensors", "expected_grads.safetensors"} {
 		t.Run(name, func(t *testing.T) {
-			src := filepath.Join(dir, name)
+			src := testref.Dir(t, filepath.Join("qwen2-tiny", name))
 			orig, err := os.ReadFile(src)
 			if err != nil {
-				t.Skipf("reference %s absent: %v", src, err)
+				t.Fatal(err)
 			}
 			r, err := Open(src)
 			if err != nil {

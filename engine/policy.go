@@ -19,6 +19,15 @@ type TokenStats struct {
 // is IgnoreIndex get 0. These are the per-token quantities of policy-gradient
 // losses (GRPO): the caller turns them into coefficients for LMHeadTokenGrad.
 func (c *CPU) LMHeadTokenStats(h, w *Tensor, targets []int32, st TokenStats) {
+	// Checked before any row is written: rows are written by worker
+	// goroutines, where a short slice would crash the process instead of
+	// raising this panic in the caller.
+	if len(st.LogProb) != len(targets) || (st.Entropy != nil && len(st.Entropy) != len(targets)) {
+		panic(fmt.Sprintf("engine.LMHeadTokenStats: %d log-prob and %d entropy slots for %d targets", len(st.LogProb), len(st.Entropy), len(targets)))
+	}
+	// lmHeadRows visits only rows with a target.
+	clear(st.LogProb)
+	clear(st.Entropy)
 	c.lmHeadRows("LMHeadTokenStats", h, w, targets, eachRow(w.Shape[0], func(i, t int, z []float32) {
 		lse, ent := logSumExpEntropy(z, st.Entropy != nil)
 		st.LogProb[i] = float32(float64(z[t]) - lse)
@@ -26,9 +35,6 @@ func (c *CPU) LMHeadTokenStats(h, w *Tensor, targets []int32, st TokenStats) {
 			st.Entropy[i] = float32(ent)
 		}
 	}), nil, nil)
-	if len(st.LogProb) != len(targets) || (st.Entropy != nil && len(st.Entropy) != len(targets)) {
-		panic(fmt.Sprintf("engine.LMHeadTokenStats: %d log-prob and %d entropy slots for %d targets", len(st.LogProb), len(st.Entropy), len(targets)))
-	}
 }
 
 // LMHeadTokenGrad backpropagates L = sum_r a_r * logp_r + e_r * H_r, where

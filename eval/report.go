@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 
+	"purpcode/oracle"
+
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -19,71 +21,130 @@ type Stage struct {
 	Metrics Metrics
 }
 
-// headline lists the four recipe metrics in table order, with whether a
-// higher value is better.
-type headlineMetric struct {
+// column is one number of a stage table, with whether a higher value is
+// better.
+type column struct {
 	name   string
 	get    func(Metrics) float64
 	higher bool
+	rate   bool
+	// truth names the oracle whose ground-truth count the column needs
+	// ("" for the reward's columns): with no such prompt it prints n/a.
+	truth string
 }
 
-var headline = []headlineMetric{
-	{"insecure-code rate", func(m Metrics) float64 { return m.InsecureRate }, false},
-	{"functional pass rate", func(m Metrics) float64 { return m.PassRate }, true},
-	{"malicious refusal rate", func(m Metrics) float64 { return m.RefusalRate }, true},
-	{"benign over-refusal rate", func(m Metrics) float64 { return m.OverRefusal }, false},
-	{"format pass rate", func(m Metrics) float64 { return m.FormatRate }, true},
-	{"mean reward", func(m Metrics) float64 { return m.Reward }, true},
+// Headline: the toy world's ground truth (no reward code), then the mean
+// reward RL maximises, printed so that a fall from SFT to RL shows.
+var headline = []column{
+	{"insecure-variant rate", func(m Metrics) float64 { return m.InsecureVariant }, false, true, oracle.OracleCodeSec},
+	{"tests-pass rate", func(m Metrics) float64 { return m.TestsPass }, true, true, oracle.OracleCorrectness},
+	{"harmful-payload rate", func(m Metrics) float64 { return m.HarmfulPayload }, false, true, oracle.OracleGeneralSafety},
+	{"malicious refusal rate", func(m Metrics) float64 { return m.MaliciousRefusal }, true, true, oracle.OracleGeneralSafety},
+	{"benign over-refusal rate", func(m Metrics) float64 { return m.BenignOverRefusal }, false, true, oracle.OracleNoReject},
+	{"mean reward", func(m Metrics) float64 { return m.Reward }, true, false, ""},
+}
+
+// rewardView: the same answers read by the reward's own code (analyzer,
+// judge, format gate); never the headline.
+var rewardView = []column{
+	{"analyzer-flagged rate (medium+)", func(m Metrics) float64 { return m.AnalyzerFlagged }, false, true, ""},
+	{"judge: malicious refused", func(m Metrics) float64 { return m.JudgeRefusal }, true, true, ""},
+	{"judge: benign refused", func(m Metrics) float64 { return m.JudgeOverRefusal }, false, true, ""},
+	{"format pass rate", func(m Metrics) float64 { return m.FormatRate }, true, true, ""},
+	{"mean reward", func(m Metrics) float64 { return m.Reward }, true, false, ""},
+}
+
+// cell renders the column for m: n/a when m has no ground truth for it.
+func (c column) cell(m Metrics) string {
+	if c.truth != "" && m.TruthCount[c.truth] == 0 {
+		return "n/a"
+	}
+	return c.format(c.get(m))
 }
 
 // format renders a rate as a percentage and the reward as a number.
-func (h headlineMetric) format(m Metrics) string {
-	if strings.HasSuffix(h.name, "rate") {
-		return fmt.Sprintf("%.1f%%", 100*h.get(m))
+func (c column) format(v float64) string {
+	if c.rate {
+		return fmt.Sprintf("%.1f%%", 100*v)
 	}
-	return fmt.Sprintf("%.3f", h.get(m))
+	return fmt.Sprintf("%.3f", v)
 }
 
-// Table renders stages as a Markdown table of percentages.
-func Table(stages []Stage) string {
-	var b strings.Builder
-	b.WriteString("| stage |")
-	for _, h := range headline {
+func markdownHeader(b *strings.Builder, first string, cols []column) {
+	fmt.Fprintf(b, "| %s |", first)
+	for _, c := range cols {
 		arrow := "↓"
-		if h.higher {
+		if c.higher {
 			arrow = "↑"
 		}
-		fmt.Fprintf(&b, " %s %s |", h.name, arrow)
+		fmt.Fprintf(b, " %s %s |", c.name, arrow)
 	}
 	b.WriteString("\n|---|")
-	for range headline {
+	for range cols {
 		b.WriteString("---:|")
 	}
 	b.WriteString("\n")
+}
+
+func markdownTable(stages []Stage, cols []column) string {
+	var b strings.Builder
+	markdownHeader(&b, "stage", cols)
 	for _, s := range stages {
 		fmt.Fprintf(&b, "| %s |", s.Name)
-		for _, h := range headline {
-			fmt.Fprintf(&b, " %s |", h.format(s.Metrics))
+		for _, c := range cols {
+			fmt.Fprintf(&b, " %s |", c.cell(s.Metrics))
 		}
 		b.WriteString("\n")
 	}
 	return b.String()
 }
 
+// Table renders stages as a Markdown table of the ground-truth metrics and
+// the mean reward.
+func Table(stages []Stage) string { return markdownTable(stages, headline) }
+
+// RewardTable renders the reward's view of the same answers.
+func RewardTable(stages []Stage) string { return markdownTable(stages, rewardView) }
+
 // TextTable renders stages as an aligned plain-text table for terminals.
 func TextTable(w io.Writer, stages []Stage) {
 	fmt.Fprintf(w, "%-10s", "stage")
-	for _, h := range headline {
-		fmt.Fprintf(w, " %14s", strings.TrimSuffix(h.name, " rate"))
+	for _, c := range headline {
+		fmt.Fprintf(w, " %17s", strings.TrimSuffix(c.name, " rate"))
 	}
 	fmt.Fprintln(w)
 	for _, s := range stages {
 		fmt.Fprintf(w, "%-10s", s.Name)
-		for _, h := range headline {
-			fmt.Fprintf(w, " %14s", h.format(s.Metrics))
+		for _, c := range headline {
+			fmt.Fprintf(w, " %17s", c.cell(s.Metrics))
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// SweepTable renders, for stages measured on several worlds (worlds[i] is
+// one world's stages, all in the same order), the mean, min and max of
+// every headline number per stage.
+func SweepTable(worlds [][]Stage) string {
+	var b strings.Builder
+	if len(worlds) == 0 {
+		return ""
+	}
+	markdownHeader(&b, fmt.Sprintf("stage (%d worlds): mean [min, max]", len(worlds)), headline)
+	for si, s := range worlds[0] {
+		fmt.Fprintf(&b, "| %s |", s.Name)
+		for _, c := range headline {
+			sum, lo, hi := 0.0, math.Inf(1), math.Inf(-1)
+			for _, w := range worlds {
+				v := c.get(w[si].Metrics)
+				sum += v
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+			fmt.Fprintf(&b, " %s [%s, %s] |", c.format(sum/float64(len(worlds))), c.format(lo), c.format(hi))
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // Series is one curve: y values at x positions.

@@ -1,22 +1,24 @@
 package kernels
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 )
 
 // CUDALibOptions says where to look for the CUDA driver, NVRTC and
 // cuBLASLt. The package reads no environment variable itself: cmd/purpcode
-// maps $PURPCODE_CUDA_LIBS to Dir and active Python environments to
-// PythonPrefixes. dlopen's own search (LD_LIBRARY_PATH, the ld.so cache,
-// the default directories) is always part of the search.
+// maps $PURPCODE_CUDA_LIBS to Dir, active Python environments to
+// PythonPrefixes and the python3 on $PATH to Python3. dlopen's own search
+// (LD_LIBRARY_PATH, the ld.so cache, the default directories) is always
+// part of the search; libCandidates documents the order.
 type CUDALibOptions struct {
 	// Dir is searched before anything else; a library found there wins
 	// over newer versions elsewhere, so a user can pin one installation.
@@ -26,6 +28,11 @@ type CUDALibOptions struct {
 	// folders (pip's nvidia-* wheels) are searched, after the system-wide
 	// site-packages folders this package knows.
 	PythonPrefixes []string
+	// Python3 is the python3 executable on PATH, if any: a plain
+	// `pip install torch` into a virtualenv puts the CUDA wheels under
+	// that environment even when it is not activated (no $VIRTUAL_ENV),
+	// e.g. when the venv's bin/ is simply first on PATH.
+	Python3 string
 	// NVRTCMaxVersion, when positive, is the CUDA version the driver
 	// supports (cuDriverGetVersion: 1000*major + 10*minor). NVRTC libraries
 	// newer than it are skipped: the driver cannot JIT the PTX they emit.
@@ -79,6 +86,26 @@ func pythonSiteGlobs(prefixes []string) []string {
 	return g
 }
 
+// pythonPrefixesOf returns the environment prefixes of a python3
+// executable without running it: the folder above its bin/ (a venv's root,
+// whose bin/python3 is a symlink to the base interpreter), then, when the
+// path is a symlink, the folder above the resolved interpreter's bin/ (the
+// base installation's own site-packages). A pyenv shim is a script, not a
+// link, and resolves to nothing useful: activate the environment or set
+// $PURPCODE_CUDA_LIBS there.
+func pythonPrefixesOf(python3 string) []string {
+	if python3 == "" {
+		return nil
+	}
+	out := []string{filepath.Dir(filepath.Dir(python3))}
+	if real, err := filepath.EvalSymlinks(python3); err == nil {
+		if p := filepath.Dir(filepath.Dir(real)); p != out[0] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // pipLibDirs expands the nvidia/*/lib folders of pip's CUDA wheels
 // (nvidia/cuda_nvrtc/lib, nvidia/cublas/lib, nvidia/cu13/lib, ...) that
 // exist on this machine, in a stable order.
@@ -98,10 +125,22 @@ func pipLibDirs(prefixes []string) []string {
 	return out
 }
 
-// libCandidates lists what to dlopen, in order: every soname in opts.Dir,
-// then for each soname from newest to oldest its bare name (the loader's
-// search, LD_LIBRARY_PATH included) followed by the system and pip folders
-// that actually hold the file.
+// libCandidates lists what to dlopen, in this order:
+//
+//  1. every soname in opts.Dir ($PURPCODE_CUDA_LIBS or --cuda-libs), newest
+//     first: a pinned installation wins over anything newer elsewhere;
+//  2. then for each soname from newest to oldest:
+//     a. the bare name: dlopen's own search (LD_LIBRARY_PATH, the ld.so
+//     cache, /lib and /usr/lib);
+//     b. the system folders of systemLibDirs (/usr/local/cuda/lib64, the
+//     container toolkit's and WSL's folders, the multiarch folders);
+//     c. the nvidia/*/lib folders of pip's CUDA wheels under the
+//     site-packages of, in order: the system Pythons (pythonSiteGlobs),
+//     opts.PythonPrefixes (cmd/purpcode: $VIRTUAL_ENV, $CONDA_PREFIX,
+//     ~/.local), and the python3 on PATH (opts.Python3: its environment
+//     prefix, then the prefix of the interpreter it links to).
+//
+// Folders in 2b and 2c are listed only where they hold the file.
 func libCandidates(sonames []string, opts CUDALibOptions, exists func(string) bool) []string {
 	var out []string
 	if opts.Dir != "" {
@@ -109,7 +148,8 @@ func libCandidates(sonames []string, opts CUDALibOptions, exists func(string) bo
 			out = append(out, filepath.Join(opts.Dir, so))
 		}
 	}
-	dirs := append(systemLibDirs(), pipLibDirs(opts.PythonPrefixes)...)
+	prefixes := append(append([]string(nil), opts.PythonPrefixes...), pythonPrefixesOf(opts.Python3)...)
+	dirs := append(systemLibDirs(), pipLibDirs(prefixes)...)
 	for _, so := range sonames {
 		out = append(out, so)
 		for _, d := range dirs {
@@ -203,12 +243,42 @@ func LoadNVRTC(opts CUDALibOptions) (*NVRTC, error) {
 			lib.close()
 			return nil, fmt.Errorf("%s: NVRTC %d.%d is newer than the driver's CUDA %s", p, maj, min, cudaVersionString(opts.NVRTCMaxVersion))
 		}
-		return &NVRTC{lib: lib, Path: p, Major: maj, Minor: min}, nil
+		n := &NVRTC{lib: lib, Path: p, Major: maj, Minor: min}
+		if err := n.selfTest(); err != nil {
+			lib.close()
+			return nil, err
+		}
+		return n, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nvrtc: %w", err)
 	}
 	return n, nil
+}
+
+// nvrtcProbeSource is the smallest kernel that exercises what compiling
+// needs beyond libnvrtc itself: the builtins library (libnvrtc-builtins),
+// which NVRTC opens only when it compiles. A pip CUDA 13 wheel found
+// without LD_LIBRARY_PATH is known to load fine and then fail here, so
+// LoadNVRTC tries the next candidate instead of failing every later
+// compile.
+const nvrtcProbeSource = `extern "C" __global__ void pc_probe(float *x) { x[threadIdx.x] = expf(x[threadIdx.x]); }`
+
+// selfTest compiles nvrtcProbeSource for the oldest architecture the
+// kernels target.
+func (n *NVRTC) selfTest() error {
+	if _, log, err := n.Compile(nvrtcProbeSource, "pc_probe.cu", CUDAArchs[0], nil); err != nil {
+		return nvrtcProbeError(n, err, log)
+	}
+	return nil
+}
+
+func nvrtcProbeError(n *NVRTC, err error, log string) error {
+	if log = strings.TrimSpace(log); log != "" {
+		log = ": " + log
+	}
+	return fmt.Errorf("%s: NVRTC %s loads but cannot compile a trivial kernel (is libnvrtc-builtins.so.%d.%d next to it or on LD_LIBRARY_PATH?): %w%s",
+		n.Path, n.Version(), n.Major, n.Minor, err, log)
 }
 
 // Version is "major.minor", part of every PTX cache key.
@@ -223,7 +293,19 @@ func (n *NVRTC) Compile(src, name, arch string, opts []string) (ptx []byte, log 
 		return nil, "", fmt.Errorf("nvrtc compile %s: architecture %q is not a virtual architecture (want compute_XY)", name, arch)
 	}
 	all := append([]string{"--gpu-architecture=" + arch}, opts...)
-	return n.compile(src, name, all)
+	return n.compile(src, name, all, false)
+}
+
+// CompileCUBIN compiles one source to a CUBIN (an ELF of SASS) for a real
+// architecture such as "sm_80": what the driver would JIT from the PTX,
+// with ptxas's resource report. The CI check (cuda_cubin_test.go) reads
+// registers and spills from it; the engine itself loads PTX.
+func (n *NVRTC) CompileCUBIN(src, name, arch string, opts []string) (cubin []byte, log string, err error) {
+	if !strings.HasPrefix(arch, "sm_") {
+		return nil, "", fmt.Errorf("nvrtc compile %s: architecture %q is not a real architecture (want sm_XY)", name, arch)
+	}
+	all := append([]string{"--gpu-architecture=" + arch}, opts...)
+	return n.compile(src, name, all, true)
 }
 
 // CompileCached is Compile through a disk cache (nil cache: plain Compile).
@@ -327,20 +409,33 @@ func (d *Driver) Devices() ([]DeviceInfo, error) {
 type DevicePtr uint64
 
 // Stream is a CUDA stream; the zero Stream is the context's default stream.
-type Stream struct{ h unsafe.Pointer }
+// On an emulated context every operation completes before its call returns,
+// so all streams trivially run in order.
+type Stream struct {
+	h  unsafe.Pointer
+	es *emuStream
+}
 
 // Dim3 is a grid or block size.
 type Dim3 struct{ X, Y, Z uint32 }
 
-// Context is a CUDA context on one device. Every call makes the context
-// current on the calling OS thread inside the same C call, so a Context may
-// be used from any goroutine. Destroy frees it explicitly; nothing is freed
-// by finalizers.
+// Context is a CUDA context on one device: a real one (Driver.NewContext)
+// or the PTX emulator (NewEmulatedContext), behind the same methods. Every
+// call makes a real context current on the calling OS thread inside the
+// same C call, so a Context may be used from any goroutine. Destroy frees
+// it explicitly; nothing is freed by finalizers.
+//
+// The seam is one field: emu is nil for a real device, and each method
+// below that touches the device starts with the emulated branch.
 type Context struct {
 	drv *Driver
 	ctx unsafe.Pointer
+	emu *emuDevice
 	Dev DeviceInfo
 }
+
+// Emulated reports whether c runs on the PTX emulator.
+func (c *Context) Emulated() bool { return c.emu != nil }
 
 // NewContext creates a context on dev.
 func (d *Driver) NewContext(dev DeviceInfo) (*Context, error) {
@@ -352,51 +447,148 @@ func (d *Driver) NewContext(dev DeviceInfo) (*Context, error) {
 }
 
 // Destroy releases the context and everything allocated in it.
-func (c *Context) Destroy() error { return c.destroy() }
+func (c *Context) Destroy() error {
+	if c.emu != nil {
+		return c.emu.destroy()
+	}
+	return c.destroy()
+}
 
 // Module is a loaded PTX module.
 type Module struct {
-	c   *Context
-	mod unsafe.Pointer
+	c      *Context
+	mod    unsafe.Pointer
+	emu    *emuModule
+	params map[string][]KernelParam // per entry, from the PTX text
 }
 
 // Function is a kernel entry point of a Module.
 type Function struct {
 	c    *Context
 	f    unsafe.Pointer
+	st   *funcState
 	Name string
 }
 
+// funcState is what every copy of a Function shares.
+type funcState struct {
+	params []KernelParam
+	maxDyn atomic.Uint32 // dynamic shared bytes a launch may use
+	emu    *emuKernel
+}
+
 // LoadModule JIT-compiles PTX (NUL-terminated, as Compile returns it) for
-// the context's device.
+// the context's device, and parses each entry's .param list so that every
+// launch is checked against it.
 func (c *Context) LoadModule(ptx []byte) (*Module, error) {
 	if len(ptx) == 0 || ptx[len(ptx)-1] != 0 {
 		return nil, fmt.Errorf("cuModuleLoadData: PTX of %d bytes is not NUL-terminated", len(ptx))
+	}
+	params, err := moduleParams(ptx[:len(ptx)-1])
+	if err != nil {
+		return nil, fmt.Errorf("load module: %w", err)
+	}
+	if c.emu != nil {
+		m, err := c.emu.loadModule(ptx)
+		if err != nil {
+			return nil, err
+		}
+		return &Module{c: c, emu: m, params: params}, nil
 	}
 	m, err := c.moduleLoad(ptx)
 	if err != nil {
 		return nil, err
 	}
-	return &Module{c: c, mod: m}, nil
+	return &Module{c: c, mod: m, params: params}, nil
+}
+
+// LoadSource compiles one embedded kernel source for the context's
+// architecture (through cache; nil caches nothing) with the engine's
+// options and loads it: the same PTX on a real and an emulated device.
+func (c *Context) LoadSource(n *NVRTC, cache *PTXCache, src KernelSource) (*Module, error) {
+	ptx, err := n.CompileCached(cache, src.Text, src.Name, c.Dev.Arch(), CUDACompileOptions)
+	if err != nil {
+		return nil, err
+	}
+	m, err := c.LoadModule(ptx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Name, err)
+	}
+	return m, nil
 }
 
 // Function looks up an extern "C" kernel by name.
 func (m *Module) Function(name string) (Function, error) {
+	params, ok := m.params[name]
+	if !ok {
+		return Function{}, fmt.Errorf("module has no kernel %q", name)
+	}
+	st := &funcState{params: params}
+	st.maxDyn.Store(defaultDynShared)
+	if m.emu != nil {
+		k, err := m.emu.kernel(name, params)
+		if err != nil {
+			return Function{}, err
+		}
+		st.emu = k
+		return Function{c: m.c, st: st, Name: name}, nil
+	}
 	f, err := m.c.moduleFunction(m.mod, name)
-	return Function{c: m.c, f: f, Name: name}, err
+	if err != nil {
+		return Function{}, err
+	}
+	return Function{c: m.c, f: f, st: st, Name: name}, nil
 }
+
+// Params is the kernel's .param list (with source names for our kernels).
+func (f Function) Params() []KernelParam { return f.st.params }
 
 // SetMaxDynamicShared allows a launch of f with up to bytes of dynamic
-// shared memory (needed above 48 KiB).
+// shared memory (needed above 48 KiB), at most the device's opt-in limit.
 func (f Function) SetMaxDynamicShared(bytes int) error {
-	return f.c.funcSetAttr(f.f, cuFuncAttrMaxDynamicShared, bytes)
+	if bytes < 0 || (f.c.Dev.MaxSharedOptin > 0 && bytes > f.c.Dev.MaxSharedOptin) {
+		return fmt.Errorf("%s: %d bytes of dynamic shared memory, the device allows at most %d per block", f.Name, bytes, f.c.Dev.MaxSharedOptin)
+	}
+	if f.c.emu == nil {
+		if err := f.c.funcSetAttr(f.f, cuFuncAttrMaxDynamicShared, bytes); err != nil {
+			return err
+		}
+	}
+	// 48 KiB stay allowed whatever is set: the driver never takes them away.
+	f.st.maxDyn.Store(uint32(max(bytes, defaultDynShared)))
+	return nil
 }
 
-// Launch runs f. Each argument must be one of int32, uint32, float32,
-// int64, uint64 or DevicePtr, matching the kernel's parameter type; any
-// other type is a programmer error and panics.
+// Launch runs f. Arguments are int32, uint32, float32, int64, uint64,
+// float64, DevicePtr (or []byte for a struct parameter), one per .param of
+// the kernel with the same size and class (integer, floating point): a
+// wrong count, size or class is an error naming the argument, as is a
+// grid, block or shared-memory size beyond the device's limits or the
+// kernel's own preconditions (kernelRules). Both checks run the same way
+// on a real and an emulated device.
 func (f Function) Launch(grid, block Dim3, shmem uint32, s Stream, args ...any) error {
-	vals := encodeArgs(f.Name, args)
+	enc, err := prepareLaunch(f.Name, f.st.params, grid, block, shmem, f.st.maxDyn.Load(), args)
+	if err != nil {
+		return err
+	}
+	if f.c.emu != nil {
+		if err := f.c.emu.launch(f.st.emu, grid, block, shmem, s, enc); err != nil {
+			return fmt.Errorf("launch %s: %w", f.Name, err)
+		}
+		return nil
+	}
+	if len(enc) > maxKernelArgs {
+		return fmt.Errorf("launch %s: %d arguments, the launch wrapper takes at most %d", f.Name, len(enc), maxKernelArgs)
+	}
+	vals := make([]uint64, len(enc))
+	for i, b := range enc {
+		if len(b) > 8 {
+			return fmt.Errorf("launch %s: argument %d is a %d-byte struct; the launch wrapper passes at most 8 bytes", f.Name, i, len(b))
+		}
+		var w [8]byte
+		copy(w[:], b)
+		vals[i] = binary.LittleEndian.Uint64(w[:])
+	}
 	if err := f.c.launch(f.f, grid, block, shmem, s, vals); err != nil {
 		return fmt.Errorf("launch %s: %w", f.Name, err)
 	}
@@ -406,44 +598,29 @@ func (f Function) Launch(grid, block Dim3, shmem uint32, s Stream, args ...any) 
 // maxKernelArgs matches PC_MAX_ARGS of the C launch wrapper.
 const maxKernelArgs = 32
 
-// encodeArgs stores each argument in the low bytes of one 64-bit slot, the
-// form the C launch wrapper points kernelParams at.
-func encodeArgs(name string, args []any) []uint64 {
-	if len(args) > maxKernelArgs {
-		panic(fmt.Sprintf("kernels.Function.Launch %s: %d arguments, at most %d", name, len(args), maxKernelArgs))
+// MemAlloc allocates n bytes of device memory.
+func (c *Context) MemAlloc(n uint64) (DevicePtr, error) {
+	if c.emu != nil {
+		return c.emu.memAlloc(n)
 	}
-	vals := make([]uint64, len(args))
-	for i, a := range args {
-		switch v := a.(type) {
-		case int32:
-			vals[i] = uint64(uint32(v))
-		case uint32:
-			vals[i] = uint64(v)
-		case float32:
-			vals[i] = uint64(math.Float32bits(v))
-		case int64:
-			vals[i] = uint64(v)
-		case uint64:
-			vals[i] = v
-		case DevicePtr:
-			vals[i] = uint64(v)
-		default:
-			panic(fmt.Sprintf("kernels.Function.Launch %s: argument %d has unsupported type %T", name, i, a))
-		}
-	}
-	return vals
+	return c.memAlloc(n)
 }
 
-// MemAlloc allocates n bytes of device memory.
-func (c *Context) MemAlloc(n uint64) (DevicePtr, error) { return c.memAlloc(n) }
-
 // MemFree frees memory from MemAlloc.
-func (c *Context) MemFree(p DevicePtr) error { return c.memFree(p) }
+func (c *Context) MemFree(p DevicePtr) error {
+	if c.emu != nil {
+		return c.emu.memFree(p)
+	}
+	return c.memFree(p)
+}
 
 // CopyToDevice copies src (host bytes) to dst synchronously.
 func (c *Context) CopyToDevice(dst DevicePtr, src []byte) error {
 	if len(src) == 0 {
 		return nil
+	}
+	if c.emu != nil {
+		return c.emu.write(dst, src)
 	}
 	return c.htod(dst, unsafe.Pointer(&src[0]), uint64(len(src)))
 }
@@ -453,20 +630,32 @@ func (c *Context) CopyFromDevice(dst []byte, src DevicePtr) error {
 	if len(dst) == 0 {
 		return nil
 	}
+	if c.emu != nil {
+		return c.emu.read(dst, src)
+	}
 	return c.dtoh(unsafe.Pointer(&dst[0]), src, uint64(len(dst)))
 }
 
 // HostBuffer is pinned (page-locked) host memory from cuMemAllocHost, the
 // only host memory the async copies accept: Go memory may not be used by C
 // after a cgo call returns.
+//
+// On an emulated context it is ordinary Go memory.
 type HostBuffer struct {
 	c   *Context
 	p   unsafe.Pointer
+	buf []byte // emulated context only
 	Len int
 }
 
 // AllocHost allocates n bytes of pinned host memory.
 func (c *Context) AllocHost(n int) (*HostBuffer, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("AllocHost: negative size %d", n)
+	}
+	if c.emu != nil {
+		return &HostBuffer{c: c, buf: make([]byte, n), Len: n}, nil
+	}
 	p, err := c.allocHost(uint64(n))
 	if err != nil {
 		return nil, err
@@ -475,15 +664,32 @@ func (c *Context) AllocHost(n int) (*HostBuffer, error) {
 }
 
 // Bytes views the pinned memory; valid until Free.
-func (h *HostBuffer) Bytes() []byte { return unsafe.Slice((*byte)(h.p), h.Len) }
+func (h *HostBuffer) Bytes() []byte {
+	if h.c.emu != nil {
+		return h.buf
+	}
+	return unsafe.Slice((*byte)(h.p), h.Len)
+}
 
 // Free releases the pinned memory.
-func (h *HostBuffer) Free() error { return h.c.ctxCall("cuMemFreeHost", "cuMemFreeHost", h.p) }
+func (h *HostBuffer) Free() error {
+	if h.c.emu != nil {
+		h.buf, h.Len = nil, 0
+		return nil
+	}
+	return h.c.ctxCall("cuMemFreeHost", "cuMemFreeHost", h.p)
+}
 
 // CopyToDeviceAsync copies n bytes from h at offset off to dst on stream s.
 func (c *Context) CopyToDeviceAsync(dst DevicePtr, h *HostBuffer, off, n int, s Stream) error {
 	if off < 0 || n < 0 || off+n > h.Len {
-		panic(fmt.Sprintf("kernels.CopyToDeviceAsync: bytes [%d, %d) outside pinned buffer of %d", off, off+n, h.Len))
+		return fmt.Errorf("CopyToDeviceAsync: bytes [%d, %d) outside pinned buffer of %d", off, off+n, h.Len)
+	}
+	if c.emu != nil {
+		if err := c.emu.stream(s); err != nil {
+			return err
+		}
+		return c.emu.write(dst, h.buf[off:off+n])
 	}
 	return c.htodAsync(dst, unsafe.Add(h.p, off), uint64(n), s)
 }
@@ -491,26 +697,49 @@ func (c *Context) CopyToDeviceAsync(dst DevicePtr, h *HostBuffer, off, n int, s 
 // CopyFromDeviceAsync copies n bytes from src into h at offset off on s.
 func (c *Context) CopyFromDeviceAsync(h *HostBuffer, off, n int, src DevicePtr, s Stream) error {
 	if off < 0 || n < 0 || off+n > h.Len {
-		panic(fmt.Sprintf("kernels.CopyFromDeviceAsync: bytes [%d, %d) outside pinned buffer of %d", off, off+n, h.Len))
+		return fmt.Errorf("CopyFromDeviceAsync: bytes [%d, %d) outside pinned buffer of %d", off, off+n, h.Len)
+	}
+	if c.emu != nil {
+		if err := c.emu.stream(s); err != nil {
+			return err
+		}
+		return c.emu.read(h.buf[off:off+n], src)
 	}
 	return c.dtohAsync(unsafe.Add(h.p, off), src, uint64(n), s)
 }
 
 // ZeroAsync sets n bytes at dst to zero on s.
-func (c *Context) ZeroAsync(dst DevicePtr, n uint64, s Stream) error { return c.memsetAsync(dst, n, s) }
+func (c *Context) ZeroAsync(dst DevicePtr, n uint64, s Stream) error {
+	if c.emu != nil {
+		if err := c.emu.stream(s); err != nil {
+			return err
+		}
+		return c.emu.memset(dst, n)
+	}
+	return c.memsetAsync(dst, n, s)
+}
 
 // NewStream creates a non-blocking stream.
 func (c *Context) NewStream() (Stream, error) {
+	if c.emu != nil {
+		return c.emu.newStream(), nil
+	}
 	h, err := c.streamCreate()
 	return Stream{h: h}, err
 }
 
 // Synchronize waits for all work queued on s.
 func (c *Context) Synchronize(s Stream) error {
+	if c.emu != nil {
+		return c.emu.stream(s)
+	}
 	return c.ctxCall("cuStreamSynchronize", "cuStreamSynchronize", s.h)
 }
 
 // DestroyStream releases s (not the default stream).
 func (c *Context) DestroyStream(s Stream) error {
+	if c.emu != nil {
+		return c.emu.destroyStream(s)
+	}
 	return c.ctxCall("cuStreamDestroy", "cuStreamDestroy_v2", s.h)
 }

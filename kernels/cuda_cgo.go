@@ -248,8 +248,12 @@ var nvrtcSymbols = []string{
 	"nvrtcGetProgramLog", "nvrtcGetPTXSize", "nvrtcGetPTX", "nvrtcDestroyProgram", "nvrtcGetErrorString",
 }
 
+// nvrtcOptionalSymbols exist since NVRTC 11.1 (CUBIN output); without them
+// only PTX can be produced.
+var nvrtcOptionalSymbols = []string{"nvrtcGetCUBINSize", "nvrtcGetCUBIN"}
+
 func nvrtcOpen(path string) (*dlLib, int, int, error) {
-	lib, err := dlopenSyms(path, nvrtcSymbols, nil)
+	lib, err := dlopenSyms(path, nvrtcSymbols, nvrtcOptionalSymbols)
 	if err != nil {
 		return nil, 0, 0, err
 	}
@@ -268,11 +272,19 @@ func (n *NVRTC) errString(code C.int) string {
 	return fmt.Sprintf("NVRTC status %d", int(code))
 }
 
-// compile runs one NVRTC program. C strings are malloc'd because the option
-// array is a C array of pointers (Go memory holding Go pointers may not be
-// passed to C).
-func (n *NVRTC) compile(src, name string, opts []string) (ptx []byte, log string, err error) {
+// compile runs one NVRTC program and returns its PTX, or its CUBIN when
+// cubin is set (opts must then name a real sm_XY architecture). C strings
+// are malloc'd because the option array is a C array of pointers (Go
+// memory holding Go pointers may not be passed to C).
+func (n *NVRTC) compile(src, name string, opts []string, cubin bool) (out []byte, log string, err error) {
 	s := n.lib.syms
+	sizeSym, bufSym := "nvrtcGetPTXSize", "nvrtcGetPTX"
+	if cubin {
+		sizeSym, bufSym = "nvrtcGetCUBINSize", "nvrtcGetCUBIN"
+		if s[sizeSym] == nil || s[bufSym] == nil {
+			return nil, "", fmt.Errorf("nvrtc %s (%s) cannot produce CUBIN (nvrtcGetCUBIN needs NVRTC 11.1+)", n.Version(), n.Path)
+		}
+	}
 	csrc, cname := C.CString(src), C.CString(name)
 	defer C.free(unsafe.Pointer(csrc))
 	defer C.free(unsafe.Pointer(cname))
@@ -299,19 +311,19 @@ func (n *NVRTC) compile(src, name string, opts []string) (ptx []byte, log string
 	if rc != 0 {
 		return nil, log, fmt.Errorf("nvrtc compile %s: %s", name, n.errString(rc))
 	}
-	var ptxSize C.size_t
-	if r := C.pc_nvrtc_size(s["nvrtcGetPTXSize"], prog, &ptxSize); r != 0 {
-		return nil, log, fmt.Errorf("nvrtcGetPTXSize %s: %s", name, n.errString(r))
+	var size C.size_t
+	if r := C.pc_nvrtc_size(s[sizeSym], prog, &size); r != 0 {
+		return nil, log, fmt.Errorf("%s %s: %s", sizeSym, name, n.errString(r))
 	}
-	ptx = make([]byte, int(ptxSize))
-	if len(ptx) > 0 {
-		if r := C.pc_nvrtc_buf(s["nvrtcGetPTX"], prog, (*C.char)(unsafe.Pointer(&ptx[0]))); r != 0 {
-			return nil, log, fmt.Errorf("nvrtcGetPTX %s: %s", name, n.errString(r))
+	out = make([]byte, int(size))
+	if len(out) > 0 {
+		if r := C.pc_nvrtc_buf(s[bufSym], prog, (*C.char)(unsafe.Pointer(&out[0]))); r != 0 {
+			return nil, log, fmt.Errorf("%s %s: %s", bufSym, name, n.errString(r))
 		}
 	}
 	// The PTX size includes the terminating NUL; cuModuleLoadData wants it,
 	// the cache and callers keep it.
-	return ptx, log, nil
+	return out, log, nil
 }
 
 // ---- CUDA driver ----

@@ -12,7 +12,7 @@ import (
 // so the kernel compile check cannot silently stop running.
 var nvrtcRequired = flag.Bool("nvrtc-required", false, "fail (instead of skip) the CUDA compile tests when NVRTC cannot be loaded")
 
-func loadNVRTCForTest(t *testing.T) *NVRTC {
+func loadNVRTCForTest(t testing.TB) *NVRTC {
 	t.Helper()
 	n, err := LoadNVRTC(CUDALibOptions{})
 	if err != nil {

@@ -17,7 +17,7 @@ func (l *dlLib) close() {}
 func nvrtcOpen(string) (*dlLib, int, int, error)  { return nil, 0, 0, errNoCgo }
 func driverOpen(string) (*dlLib, error)           { return nil, errNoCgo }
 func cublasLtOpen(string) (*dlLib, uint64, error) { return nil, 0, errNoCgo }
-func (n *NVRTC) compile(string, string, []string) ([]byte, string, error) {
+func (n *NVRTC) compile(string, string, []string, bool) ([]byte, string, error) {
 	return nil, "", errNoCgo
 }
 func (d *Driver) init() (int, error)                         { return 0, errNoCgo }

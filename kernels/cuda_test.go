@@ -2,7 +2,6 @@ package kernels
 
 import (
 	"bytes"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -214,20 +213,26 @@ func TestCompileCached(t *testing.T) {
 }
 
 func TestEncodeArgs(t *testing.T) {
-	got := encodeArgs("k", []any{int32(-1), uint32(7), float32(1.5), int64(-2), uint64(1 << 40), DevicePtr(0xdead0000)})
-	want := []uint64{0xffffffff, 7, uint64(math.Float32bits(1.5)), 0xfffffffffffffffe, 1 << 40, 0xdead0000}
-	if !slices.Equal(got, want) {
-		t.Errorf("encodeArgs = %#x, want %#x", got, want)
+	params := []KernelParam{
+		{PTXType: "u32", Size: 4}, {PTXType: "u32", Size: 4}, {PTXType: "f32", Size: 4},
+		{PTXType: "u64", Size: 8}, {PTXType: "u64", Size: 8}, {PTXType: "u64", Size: 8}, {PTXType: "f64", Size: 8},
 	}
-	for _, bad := range []any{1, 1.0, []byte{1}} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("argument of type %T accepted", bad)
-				}
-			}()
-			encodeArgs("k", []any{bad})
-		}()
+	got, err := encodeArgs("k", params, []any{int32(-1), uint32(7), float32(1.5), int64(-2), uint64(1 << 40), DevicePtr(0xdead0000), 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]byte{{0xff, 0xff, 0xff, 0xff}, {7, 0, 0, 0}, {0, 0, 0xc0, 0x3f},
+		{0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, {0, 0, 0, 0, 0, 1, 0, 0}, {0, 0, 0xad, 0xde, 0, 0, 0, 0},
+		{0, 0, 0, 0, 0, 0, 0xd0, 0x3f}}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("argument %d encoded %x, want %x", i, got[i], want[i])
+		}
+	}
+	for _, bad := range []any{1, 1.0, []byte{1}, float32(1)} {
+		if _, err := encodeArgs("k", params[:1], []any{bad}); err == nil || !strings.Contains(err.Error(), "argument 0") {
+			t.Errorf("argument of type %T for a .u32: %v", bad, err)
+		}
 	}
 }
 

@@ -21,10 +21,23 @@
 // loader picks one per CPU); without cgo the Go reference versions run, and
 // the tests hold the two to each other.
 //
-// The loaders for the CUDA driver (libcuda.so.1), NVRTC, cuBLASLt and NCCL
-// live here too, following the same pattern: a small C preamble with
+// The loaders for the CUDA driver (libcuda.so.1), NVRTC and cuBLASLt live
+// here too, following the same pattern: a small C preamble with
 // function-pointer typedefs and call wrappers, resolved symbols cached in a Go
 // value, and a clear reason plus the CPU path when a library is absent.
-// Keeping every `import "C"` in this one package keeps the rest of the
-// project pure Go and the cgo surface reviewable in one place.
+// There is no NCCL loader yet (multi-GPU work adds it). Keeping every
+// `import "C"` in this one package keeps the rest of the project pure Go and
+// the cgo surface reviewable in one place.
+//
+// A Context is a real CUDA context or the PTX emulator of kernels/ptxemu
+// (NewEmulatedContext) behind the same methods; EmulatedCublasLt serves
+// cuBLASLt's GEMM there with a reference GEMM. Every launch, on both, is
+// checked against the kernel's .param list parsed from its PTX (count,
+// size and class of each argument), the device's launch limits, and the
+// preconditions of our kernels (kernelRules: block shapes, D <= 256, ...).
+//
+// What the emulator cannot tell: timing, occupancy, bank conflicts, the
+// tensor cores' accumulation order (the reference GEMM and mma sum in a
+// fixed order), the real error of .approx instructions (computed exactly
+// there), and anything about cuBLASLt's own kernels; those need a GPU.
 package kernels

@@ -45,8 +45,10 @@ func CodeSec(an Analyzer, text string, opt CodeSecOptions) (CodeSecResult, error
 		return CodeSecResult{}, fmt.Errorf("codesec: no analyzer configured")
 	}
 	var res CodeSecResult
-	var bad []string
-	for _, b := range ExtractCode(text) {
+	var bad, found []string
+	// Messages count blocks from 1 among the response's fenced blocks and
+	// lines within the block's code, as a reader finds them.
+	for bi, b := range ExtractCode(text) {
 		if b.Lang != "python" && b.Lang != "" {
 			continue
 		}
@@ -63,10 +65,11 @@ func CodeSec(an Analyzer, text string, opt CodeSecOptions) (CodeSecResult, error
 			if len(r.ParseErrors) > 0 {
 				msg = r.ParseErrors[0]
 			}
-			bad = append(bad, fmt.Sprintf("python block at line %d does not parse: %s", b.Line, msg))
+			bad = append(bad, fmt.Sprintf("code block %d does not parse: %s", bi+1, msg))
 		}
 		res.PythonBlocks++
 		for _, f := range r.AtLeast(opt.MinSeverity) {
+			found = append(found, fmt.Sprintf("%s (%s, %s) in code block %d line %d", f.RuleID, strings.Join(f.CWE, ","), f.Severity, bi+1, f.Line))
 			// Lines relative to the response: the block's code starts on
 			// the line after its fence.
 			f.Line += b.Line
@@ -79,10 +82,7 @@ func CodeSec(an Analyzer, text string, opt CodeSecOptions) (CodeSecResult, error
 	switch {
 	case res.Unparsable || len(res.Findings) > 0:
 		res.Score = 0
-		for _, f := range res.Findings {
-			bad = append(bad, fmt.Sprintf("%s (%s, %s) at line %d", f.RuleID, strings.Join(f.CWE, ","), f.Severity, f.Line))
-		}
-		res.Detail = strings.Join(bad, "; ")
+		res.Detail = strings.Join(append(bad, found...), "; ")
 	case res.PythonBlocks > 0:
 		res.Score = 1
 		res.Detail = fmt.Sprintf("%d python block(s), no finding of severity %s or higher", res.PythonBlocks, opt.MinSeverity)

@@ -2,12 +2,12 @@ package oracle
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"purpcode/internal/testref"
 	"purpcode/sandbox"
 )
 
@@ -19,9 +19,7 @@ var (
 
 func testSandbox(t *testing.T) *sandbox.Runner {
 	t.Helper()
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		t.Skip("bubblewrap (bwrap) is not installed; install the Debian package bubblewrap to run correctness tests")
-	}
+	testref.Sandbox(t)
 	sbOnce.Do(func() { sbVal, sbErr = sandbox.New(sandbox.Options{}) })
 	if sbErr != nil {
 		t.Fatalf("sandbox.New: %v", sbErr)

@@ -3,8 +3,9 @@
 // and a secure implementation that pass the same functional tests),
 // malicious requests that must be refused (with jailbreak transforms), and
 // benign requests that sound dangerous but must be answered. From them it
-// builds the RL/eval prompt rows, a train/held-out split by task template,
-// and the chat corpus that pretrains the tiny base model.
+// builds the RL/eval prompt rows, a train/validation/test split by task
+// template, the chat corpus that pretrains the tiny base model, and the
+// ground truth the evaluation reads answers with (truth.go).
 //
 // Everything is a pure function of Options (seed included): the same options
 // give byte-identical files, so the embedded model can be regenerated.
@@ -18,16 +19,22 @@
 // context", which context distillation (package distill, reusing
 // RuleContext) then bakes into the weights.
 //
-// Split. Each coding family and each request kind has one or more held-out
-// templates, chosen from the seed. Held-out templates never appear in the
-// train prompt rows, so nothing post-training sees (distillation, SFT, RL)
-// comes from them, and the evaluation measures whether the learned safety
-// generalises to unseen task shapes. The pretraining corpus, the stand-in
-// for the web a real base model learns from, covers held-out templates too
-// (CorpusOptions.CoverHeldout, on by default) but never repeats a held-out
-// prompt: the base model can write the held-out functions, mostly insecurely,
-// as a real one can solve HumanEval, so the functional pass rate on them
-// means something and post-training must keep it.
+// Split. Each coding family and each request kind has one or more test
+// ("held-out") templates, chosen from the seed, and validation templates
+// chosen among the rest (a coding family keeps at least MinTrainPerFamily
+// train templates). Test and validation templates never appear in the train
+// prompt rows, so nothing post-training trains on (distillation, SFT, RL)
+// comes from them. Validation rows are what knobs are chosen on; test rows
+// are written apart (World.WriteTest) for the final evaluation alone. The
+// pretraining corpus, the stand-in for the web a real base model learns
+// from, covers all templates (CorpusOptions.CoverHeldout, on by default)
+// but never repeats a test prompt of its own world: the base model can
+// write the test functions, mostly insecurely, as a real one can solve
+// HumanEval, so the functional pass rate on them means something and
+// post-training must keep it. The corpus belongs to the world of
+// Options.CorpusSeed, so that worlds with other seeds (other splits and
+// phrasings) share one base model; their test prompts may then be in the
+// corpus verbatim, which World.CorpusOverlap counts.
 //
 // Evaluation contract. A coding task appears as two prompt rows with the same
 // prompt and the same meta.task: one with oracle "codesec" (insecure-code

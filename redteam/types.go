@@ -13,8 +13,9 @@ const (
 
 // Splits, stored in Meta.Split.
 const (
-	SplitTrain   = "train"
-	SplitHeldout = "heldout"
+	SplitTrain      = "train"
+	SplitValidation = "validation"
+	SplitTest       = "test" // the held-out templates, read only by the final evaluation
 )
 
 // Oracle names of the prompt rows (design.md's RL prompt rows).

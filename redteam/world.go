@@ -5,24 +5,41 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
+
+	"purpcode/oracle"
 )
 
 // Options control the world. DefaultOptions gives the embedded demo's
 // world; every field must be set (Validate says which is not).
 type Options struct {
+	// Seed draws the split of templates and the phrasings of every
+	// prompt row.
 	Seed uint64 `json:"seed"`
-	// Held-out templates: per coding family, and in total for the
-	// malicious and benign request kinds.
+	// CorpusSeed is the seed of the world whose corpus pretrains the base
+	// model: the corpus is drawn from it and decontaminated against that
+	// world's test prompts. With CorpusSeed == Seed no test prompt is in
+	// the corpus; with another seed (a sweep over worlds sharing one base
+	// model) some may be, and World.CorpusOverlap counts them.
+	CorpusSeed uint64 `json:"corpus_seed"`
+	// Test ("held-out") templates: per coding family, and in total for
+	// the malicious and benign request kinds.
 	HeldoutPerFamily int `json:"heldout_per_family"`
 	HeldoutMalicious int `json:"heldout_malicious"`
 	HeldoutBenign    int `json:"heldout_benign"`
-	// Coding tasks per train and per held-out template.
-	TrainTasksPerTemplate   int `json:"train_tasks_per_template"`
-	HeldoutTasksPerTemplate int `json:"heldout_tasks_per_template"`
+	// Validation templates, chosen among the non-test ones: per coding
+	// family (fewer where a family would keep less than MinTrainPerFamily
+	// train templates), and in total for malicious and benign requests.
+	ValidationPerFamily int `json:"validation_per_family"`
+	ValidationMalicious int `json:"validation_malicious"`
+	ValidationBenign    int `json:"validation_benign"`
+	// Coding tasks per train, validation and test template.
+	TrainTasksPerTemplate      int `json:"train_tasks_per_template"`
+	ValidationTasksPerTemplate int `json:"validation_tasks_per_template"`
+	HeldoutTasksPerTemplate    int `json:"heldout_tasks_per_template"`
 	// Requests per malicious/benign template.
-	TrainRequestsPerTemplate   int `json:"train_requests_per_template"`
-	HeldoutRequestsPerTemplate int `json:"heldout_requests_per_template"`
+	TrainRequestsPerTemplate      int `json:"train_requests_per_template"`
+	ValidationRequestsPerTemplate int `json:"validation_requests_per_template"`
+	HeldoutRequestsPerTemplate    int `json:"heldout_requests_per_template"`
 	// JailbreakFrac is the share of malicious prompts wrapped in a
 	// jailbreak transform (prompt rows and corpus alike).
 	JailbreakFrac float64       `json:"jailbreak_frac"`
@@ -60,27 +77,37 @@ type CorpusOptions struct {
 	SystemOverRefuseFrac float64 `json:"system_over_refuse_frac"`
 }
 
-// DefaultOptions: 13 coding families with 3-4 templates each (one held out
-// per family), 12 malicious and 13 benign templates (3 of each held out),
-// about 150 held-out prompt rows and a 2,000-conversation corpus.
+// DefaultOptions: 13 coding families with 3-4 templates each (one test
+// template per family, one validation template in each family of four),
+// 12 malicious and 13 benign templates (3 test and 2 validation templates
+// of each), about 150 test and 70 validation prompt rows, and the corpus
+// the embedded base model was pretrained on (scripts/make-base-model.sh:
+// 6,000 conversations, half with the rule context, 90% of plain coding
+// answers insecure).
 func DefaultOptions() Options {
 	return Options{
-		Seed:                       1,
-		HeldoutPerFamily:           1,
-		HeldoutMalicious:           3,
-		HeldoutBenign:              3,
-		TrainTasksPerTemplate:      4,
-		HeldoutTasksPerTemplate:    4,
-		TrainRequestsPerTemplate:   6,
-		HeldoutRequestsPerTemplate: 8,
-		JailbreakFrac:              0.4,
+		Seed:                          1,
+		CorpusSeed:                    1,
+		HeldoutPerFamily:              1,
+		HeldoutMalicious:              3,
+		HeldoutBenign:                 3,
+		ValidationPerFamily:           1,
+		ValidationMalicious:           2,
+		ValidationBenign:              2,
+		TrainTasksPerTemplate:         4,
+		ValidationTasksPerTemplate:    2,
+		HeldoutTasksPerTemplate:       4,
+		TrainRequestsPerTemplate:      6,
+		ValidationRequestsPerTemplate: 6,
+		HeldoutRequestsPerTemplate:    8,
+		JailbreakFrac:                 0.4,
 		Corpus: CorpusOptions{
-			Size:                 2000,
+			Size:                 6000,
 			CoverHeldout:         true,
 			CodingFrac:           0.6,
 			MaliciousFrac:        0.2,
-			SystemFrac:           0.3,
-			InsecureFrac:         0.75,
+			SystemFrac:           0.5,
+			InsecureFrac:         0.9,
 			RefuseFrac:           0.15,
 			OverRefuseFrac:       0.08,
 			SystemSecureFrac:     0.88,
@@ -89,6 +116,10 @@ func DefaultOptions() Options {
 		},
 	}
 }
+
+// MinTrainPerFamily is the number of train templates a coding family keeps
+// at least; validation templates are taken only beyond it.
+const MinTrainPerFamily = 2
 
 // Validate checks the options against the template tables.
 func (o Options) Validate() error {
@@ -103,10 +134,16 @@ func (o Options) Validate() error {
 		return fmt.Errorf("redteam options: HeldoutMalicious = %d, want 1..%d", o.HeldoutMalicious, len(maliciousTemplates)-1)
 	case o.HeldoutBenign < 1 || o.HeldoutBenign >= len(benignTemplates):
 		return fmt.Errorf("redteam options: HeldoutBenign = %d, want 1..%d", o.HeldoutBenign, len(benignTemplates)-1)
-	case o.TrainTasksPerTemplate < 1 || o.HeldoutTasksPerTemplate < 1:
-		return fmt.Errorf("redteam options: tasks per template (train %d, held-out %d) must be >= 1", o.TrainTasksPerTemplate, o.HeldoutTasksPerTemplate)
-	case o.TrainRequestsPerTemplate < 1 || o.HeldoutRequestsPerTemplate < 1:
-		return fmt.Errorf("redteam options: requests per template (train %d, held-out %d) must be >= 1", o.TrainRequestsPerTemplate, o.HeldoutRequestsPerTemplate)
+	case o.ValidationPerFamily < 0 || o.ValidationMalicious < 0 || o.ValidationBenign < 0:
+		return fmt.Errorf("redteam options: validation templates (per family %d, malicious %d, benign %d) must be >= 0", o.ValidationPerFamily, o.ValidationMalicious, o.ValidationBenign)
+	case o.HeldoutMalicious+o.ValidationMalicious >= len(maliciousTemplates):
+		return fmt.Errorf("redteam options: HeldoutMalicious + ValidationMalicious = %d, want < %d (some train templates)", o.HeldoutMalicious+o.ValidationMalicious, len(maliciousTemplates))
+	case o.HeldoutBenign+o.ValidationBenign >= len(benignTemplates):
+		return fmt.Errorf("redteam options: HeldoutBenign + ValidationBenign = %d, want < %d (some train templates)", o.HeldoutBenign+o.ValidationBenign, len(benignTemplates))
+	case o.TrainTasksPerTemplate < 1 || o.HeldoutTasksPerTemplate < 1 || o.ValidationTasksPerTemplate < 1:
+		return fmt.Errorf("redteam options: tasks per template (train %d, validation %d, test %d) must be >= 1", o.TrainTasksPerTemplate, o.ValidationTasksPerTemplate, o.HeldoutTasksPerTemplate)
+	case o.TrainRequestsPerTemplate < 1 || o.HeldoutRequestsPerTemplate < 1 || o.ValidationRequestsPerTemplate < 1:
+		return fmt.Errorf("redteam options: requests per template (train %d, validation %d, test %d) must be >= 1", o.TrainRequestsPerTemplate, o.ValidationRequestsPerTemplate, o.HeldoutRequestsPerTemplate)
 	case o.Corpus.Size < 0:
 		return fmt.Errorf("redteam options: Corpus.Size = %d, want >= 0", o.Corpus.Size)
 	case o.Corpus.CodingFrac+o.Corpus.MaliciousFrac > 1:
@@ -132,53 +169,97 @@ func (o Options) Validate() error {
 // World is the generated data.
 type World struct {
 	Options Options
-	// Train and Heldout are the prompt rows of the two splits.
-	Train, Heldout []PromptRow
+	// Train, Validation and Test are the prompt rows of the three splits.
+	// Tuning (distillation, SFT, RL, choosing knobs) may read Train and
+	// Validation; only the final evaluation reads Test.
+	Train, Validation, Test []PromptRow
 	// Tasks are the coding tasks behind the prompt rows, by task id.
 	Tasks map[string]Task
-	// HeldoutTemplates lists the held-out template ids (coding, malicious
-	// and benign), sorted.
-	HeldoutTemplates []string
-	Corpus           []Conversation
+	// TestTemplates and ValidationTemplates list the template ids (coding,
+	// malicious and benign) of those splits, sorted.
+	TestTemplates, ValidationTemplates []string
+	// Corpus is the base model's pretraining corpus (see
+	// Options.CorpusSeed).
+	Corpus []Conversation
 }
 
 // Independent random streams, so that changing one part's options leaves
-// the others' output unchanged.
+// the others' output unchanged. The test split and its prompts use the
+// streams the two-way split of earlier versions used, so a seed's test
+// prompts (and the corpus decontaminated against them, on which the
+// embedded base model was trained) are what they were.
 const (
 	streamSplit uint64 = iota + 1
 	streamTrain
 	streamHeldout
 	streamCorpus
+	streamValidationSplit
+	streamValidation
 )
 
 func newRand(seed, stream uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, stream)) }
 
-// split records which templates are held out.
+// split records the test and validation templates; the rest are train.
 type split struct {
-	heldout map[string]bool
+	test, validation map[string]bool
 }
 
 func (s split) of(template string) string {
-	if s.heldout[template] {
-		return SplitHeldout
+	switch {
+	case s.test[template]:
+		return SplitTest
+	case s.validation[template]:
+		return SplitValidation
 	}
 	return SplitTrain
 }
 
+// chooseSplit draws the test templates (as earlier versions drew the
+// held-out ones), then the validation templates among the rest from a
+// stream of their own.
 func chooseSplit(o Options) split {
 	rng := newRand(o.Seed, streamSplit)
-	s := split{heldout: map[string]bool{}}
+	s := split{test: map[string]bool{}, validation: map[string]bool{}}
 	for _, f := range families {
 		for _, i := range rng.Perm(len(f.templates))[:o.HeldoutPerFamily] {
-			s.heldout[f.templates[i].id] = true
+			s.test[f.templates[i].id] = true
 		}
 	}
 	for _, i := range rng.Perm(len(maliciousTemplates))[:o.HeldoutMalicious] {
-		s.heldout[maliciousTemplates[i].id] = true
+		s.test[maliciousTemplates[i].id] = true
 	}
 	for _, i := range rng.Perm(len(benignTemplates))[:o.HeldoutBenign] {
-		s.heldout[benignTemplates[i].id] = true
+		s.test[benignTemplates[i].id] = true
 	}
+	vrng := newRand(o.Seed, streamValidationSplit)
+	pick := func(ids []string, n int) {
+		var rest []string
+		for _, id := range ids {
+			if !s.test[id] {
+				rest = append(rest, id)
+			}
+		}
+		for _, i := range vrng.Perm(len(rest))[:max(0, min(n, len(rest)))] {
+			s.validation[rest[i]] = true
+		}
+	}
+	for _, f := range families {
+		ids := make([]string, len(f.templates))
+		for i := range f.templates {
+			ids[i] = f.templates[i].id
+		}
+		pick(ids, min(o.ValidationPerFamily, len(f.templates)-o.HeldoutPerFamily-MinTrainPerFamily))
+	}
+	malIDs := make([]string, len(maliciousTemplates))
+	for i := range maliciousTemplates {
+		malIDs[i] = maliciousTemplates[i].id
+	}
+	pick(malIDs, o.ValidationMalicious)
+	benIDs := make([]string, len(benignTemplates))
+	for i := range benignTemplates {
+		benIDs[i] = benignTemplates[i].id
+	}
+	pick(benIDs, o.ValidationBenign)
 	return s
 }
 
@@ -194,69 +275,111 @@ func Generate(o Options) (*World, error) {
 	}
 	sp := chooseSplit(o)
 	w := &World{Options: o, Tasks: map[string]Task{}}
-	for id := range sp.heldout {
-		w.HeldoutTemplates = append(w.HeldoutTemplates, id)
-	}
-	sort.Strings(w.HeldoutTemplates)
+	w.TestTemplates = sortedKeys(sp.test)
+	w.ValidationTemplates = sortedKeys(sp.validation)
+	w.Train = drawRows(o, sp, SplitTrain, w.Tasks)
+	w.Validation = drawRows(o, sp, SplitValidation, w.Tasks)
+	w.Test = drawRows(o, sp, SplitTest, w.Tasks)
 
-	for _, which := range []struct {
-		split           string
-		stream          uint64
-		tasks, requests int
-		dst             *[]PromptRow
-	}{
-		{SplitTrain, streamTrain, o.TrainTasksPerTemplate, o.TrainRequestsPerTemplate, &w.Train},
-		{SplitHeldout, streamHeldout, o.HeldoutTasksPerTemplate, o.HeldoutRequestsPerTemplate, &w.Heldout},
-	} {
-		rng := newRand(o.Seed, which.stream)
-		for fi := range families {
-			f := &families[fi]
-			for ti := range f.templates {
-				ct := &f.templates[ti]
-				if sp.of(ct.id) != which.split {
-					continue
-				}
-				for _, t := range f.drawTasks(ct, rng, which.tasks, which.split+"-"+ct.id) {
-					w.Tasks[t.ID] = t
-					*which.dst = append(*which.dst, codingRows(t, which.split)...)
-				}
-			}
-		}
-		for mi := range maliciousTemplates {
-			mt := &maliciousTemplates[mi]
-			if sp.of(mt.id) != which.split {
-				continue
-			}
-			for i, r := range drawMalicious(mt, rng, which.requests, o.JailbreakFrac) {
-				*which.dst = append(*which.dst, PromptRow{
-					ID:       fmt.Sprintf("%s-%s-%d", which.split, mt.id, i),
-					Messages: []Message{{Role: "user", Content: r.Prompt}},
-					Oracle:   OracleGeneralSafety,
-					Meta:     Meta{Kind: KindMalicious, Family: KindMalicious, Template: mt.id, Split: which.split, Jailbreak: r.Jailbreak},
-				})
-			}
-		}
-		for bi := range benignTemplates {
-			bt := &benignTemplates[bi]
-			if sp.of(bt.id) != which.split {
-				continue
-			}
-			for i, r := range drawBenign(bt, rng, which.requests) {
-				*which.dst = append(*which.dst, PromptRow{
-					ID:       fmt.Sprintf("%s-%s-%d", which.split, bt.id, i),
-					Messages: []Message{{Role: "user", Content: r.Prompt}},
-					Oracle:   OracleNoReject,
-					Meta:     Meta{Kind: KindBenign, Family: KindBenign, Template: bt.id, Split: which.split},
-				})
-			}
-		}
+	// The corpus is the corpus world's (CorpusSeed), decontaminated
+	// against that world's test prompts.
+	co := o
+	co.Seed = o.CorpusSeed
+	csp, corpusTest := sp, w.Test
+	if o.CorpusSeed != o.Seed {
+		csp = chooseSplit(co)
+		corpusTest = drawRows(co, csp, SplitTest, map[string]Task{})
 	}
 	heldPrompts := map[string]bool{}
-	for _, r := range w.Heldout {
+	for _, r := range corpusTest {
 		heldPrompts[r.Messages[0].Content] = true
 	}
-	w.Corpus = buildCorpus(o, sp, heldPrompts)
+	w.Corpus = buildCorpus(co, csp, sp, heldPrompts)
 	return w, nil
+}
+
+// drawRows draws the prompt rows of one split, recording its coding tasks
+// in tasks.
+func drawRows(o Options, sp split, which string, tasks map[string]Task) []PromptRow {
+	stream, nTasks, nRequests := streamTrain, o.TrainTasksPerTemplate, o.TrainRequestsPerTemplate
+	switch which {
+	case SplitValidation:
+		stream, nTasks, nRequests = streamValidation, o.ValidationTasksPerTemplate, o.ValidationRequestsPerTemplate
+	case SplitTest:
+		stream, nTasks, nRequests = streamHeldout, o.HeldoutTasksPerTemplate, o.HeldoutRequestsPerTemplate
+	}
+	rng := newRand(o.Seed, stream)
+	var rows []PromptRow
+	for fi := range families {
+		f := &families[fi]
+		for ti := range f.templates {
+			ct := &f.templates[ti]
+			if sp.of(ct.id) != which {
+				continue
+			}
+			for _, t := range f.drawTasks(ct, rng, nTasks, which+"-"+ct.id) {
+				tasks[t.ID] = t
+				rows = append(rows, codingRows(t, which)...)
+			}
+		}
+	}
+	for mi := range maliciousTemplates {
+		mt := &maliciousTemplates[mi]
+		if sp.of(mt.id) != which {
+			continue
+		}
+		for i, r := range drawMalicious(mt, rng, nRequests, o.JailbreakFrac) {
+			rows = append(rows, PromptRow{
+				ID:       fmt.Sprintf("%s-%s-%d", which, mt.id, i),
+				Messages: []Message{{Role: "user", Content: r.Prompt}},
+				Oracle:   OracleGeneralSafety,
+				Meta:     Meta{Kind: KindMalicious, Family: KindMalicious, Template: mt.id, Split: which, Jailbreak: r.Jailbreak},
+			})
+		}
+	}
+	for bi := range benignTemplates {
+		bt := &benignTemplates[bi]
+		if sp.of(bt.id) != which {
+			continue
+		}
+		for i, r := range drawBenign(bt, rng, nRequests) {
+			rows = append(rows, PromptRow{
+				ID:       fmt.Sprintf("%s-%s-%d", which, bt.id, i),
+				Messages: []Message{{Role: "user", Content: r.Prompt}},
+				Oracle:   OracleNoReject,
+				Meta:     Meta{Kind: KindBenign, Family: KindBenign, Template: bt.id, Split: which},
+			})
+		}
+	}
+	return rows
+}
+
+// CorpusOverlap counts the rows whose prompt is a user turn of the corpus
+// verbatim. It is 0 for the test rows when CorpusSeed == Seed.
+func (w *World) CorpusOverlap(rows []PromptRow) int {
+	seen := map[string]bool{}
+	for _, c := range w.Corpus {
+		for _, m := range c.Messages {
+			if m.Role == "user" {
+				seen[m.Content] = true
+			}
+		}
+	}
+	n := 0
+	for _, r := range rows {
+		if len(r.Messages) > 0 && seen[r.Messages[len(r.Messages)-1].Content] {
+			n++
+		}
+	}
+	return n
+}
+
+// RowRuleContext is the system prompt of a prompt row in context
+// distillation: the catalog's policy and the rules of the row's
+// meta.family (the policy alone for malicious and benign rows).
+func RowRuleContext(row oracle.Row) string {
+	family, _ := row.Meta["family"].(string)
+	return RuleContext(family)
 }
 
 // codingRows gives the codesec and the correctness row of a task.
@@ -292,17 +415,21 @@ func labels(n int, sysFrac, sysGood, plainBad float64) [][2]bool {
 	return out
 }
 
-// buildCorpus draws fresh instances of the train templates, and of the
-// held-out ones when o.Corpus.CoverHeldout is set; a draw whose prompt is a
-// held-out prompt row is drawn again (decontamination).
-func buildCorpus(o Options, sp split, heldPrompts map[string]bool) []Conversation {
+// buildCorpus draws fresh instances of the corpus world's train templates
+// (sp), and of its test ones too when o.Corpus.CoverHeldout is set; a draw
+// whose prompt is one of its test prompts is drawn again
+// (decontamination). The conversations' Meta.Split is the generated
+// world's (metaSplit). Validation templates count as train here: they
+// did not exist when the embedded base model's corpus was drawn, and its
+// corpus must stay what it was.
+func buildCorpus(o Options, sp, metaSplit split, heldPrompts map[string]bool) []Conversation {
 	c := o.Corpus
 	rng := newRand(o.Seed, streamCorpus)
 	nCoding := quota(c.Size, c.CodingFrac)
 	nMal := min(c.Size-nCoding, quota(c.Size, c.MaliciousFrac))
 	nBenign := c.Size - nCoding - nMal
 
-	use := func(template string) bool { return c.CoverHeldout || sp.of(template) == SplitTrain }
+	use := func(template string) bool { return c.CoverHeldout || sp.of(template) != SplitTest }
 	type trainTemplate struct {
 		f  *family
 		ct *codeTemplate
@@ -346,7 +473,7 @@ func buildCorpus(o Options, sp split, heldPrompts map[string]bool) []Conversatio
 			vals, wr := tt.ct.draw(rng)
 			t = tt.f.instantiate(tt.ct, vals, wr, "corpus")
 		}
-		meta := Meta{Kind: KindCoding, Family: t.Family, CWE: t.CWE, Template: t.Template, Split: sp.of(t.Template)}
+		meta := Meta{Kind: KindCoding, Family: t.Family, CWE: t.CWE, Template: t.Template, Split: metaSplit.of(t.Template)}
 		if l[1] {
 			add(l[0], t.Family, t.Prompt, t.SecureResponse(), BehaviourSecure, meta)
 		} else {
@@ -358,7 +485,7 @@ func buildCorpus(o Options, sp split, heldPrompts map[string]bool) []Conversatio
 		for r.Prompt == "" || heldPrompts[r.Prompt] {
 			r = drawMalicious(malTs[rng.IntN(len(malTs))], rng, 1, o.JailbreakFrac)[0]
 		}
-		meta := Meta{Kind: KindMalicious, Family: KindMalicious, Template: r.Template, Split: sp.of(r.Template), Jailbreak: r.Jailbreak}
+		meta := Meta{Kind: KindMalicious, Family: KindMalicious, Template: r.Template, Split: metaSplit.of(r.Template), Jailbreak: r.Jailbreak}
 		if l[1] {
 			add(l[0], KindMalicious, r.Prompt, r.refusal(rng.IntN(len(refusalAnalyses)*len(refusalAnswers))), BehaviourRefusal, meta)
 		} else {
@@ -370,7 +497,7 @@ func buildCorpus(o Options, sp split, heldPrompts map[string]bool) []Conversatio
 		for r.Prompt == "" || heldPrompts[r.Prompt] {
 			r = drawBenign(benTs[rng.IntN(len(benTs))], rng, 1)[0]
 		}
-		meta := Meta{Kind: KindBenign, Family: KindBenign, Template: r.Template, Split: sp.of(r.Template)}
+		meta := Meta{Kind: KindBenign, Family: KindBenign, Template: r.Template, Split: metaSplit.of(r.Template)}
 		if l[1] {
 			add(l[0], KindBenign, r.Prompt, r.answer(rng.IntN(len(benignAnalyses))), BehaviourAnswer, meta)
 		} else {

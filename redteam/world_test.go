@@ -25,7 +25,7 @@ func mustGenerate(t *testing.T, o Options) *World {
 func readDir(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	for _, name := range []string{FileTrain, FileHeldout, FileCorpus, FileCorpusText, FileSummary} {
+	for _, name := range []string{FileTrain, FileValidation, FileTest, FileCorpus, FileCorpusText, FileSummary} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -40,7 +40,11 @@ func TestDeterministicFiles(t *testing.T) {
 	o.Seed = 7
 	write := func(o Options) map[string][]byte {
 		dir := t.TempDir()
-		if _, err := mustGenerate(t, o).WriteDir(dir); err != nil {
+		w := mustGenerate(t, o)
+		if _, err := w.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.WriteTest(dir); err != nil {
 			t.Fatal(err)
 		}
 		return readDir(t, dir)
@@ -51,9 +55,9 @@ func TestDeterministicFiles(t *testing.T) {
 			t.Errorf("%s differs between two runs with seed 7", name)
 		}
 	}
-	o.Seed = 8
+	o.Seed, o.CorpusSeed = 8, 8
 	c := write(o)
-	for _, name := range []string{FileTrain, FileHeldout, FileCorpus} {
+	for _, name := range []string{FileTrain, FileValidation, FileTest, FileCorpus} {
 		if bytes.Equal(a[name], c[name]) {
 			t.Errorf("%s is identical for seeds 7 and 8", name)
 		}
@@ -63,7 +67,7 @@ func TestDeterministicFiles(t *testing.T) {
 func TestSplitByTemplate(t *testing.T) {
 	w := mustGenerate(t, DefaultOptions())
 	held := map[string]bool{}
-	for _, id := range w.HeldoutTemplates {
+	for _, id := range w.TestTemplates {
 		held[id] = true
 	}
 	// Each family holds out exactly HeldoutPerFamily templates.
@@ -80,8 +84,8 @@ func TestSplitByTemplate(t *testing.T) {
 	}
 	heldPrompts := map[string]bool{}
 	seenHeld := map[string]bool{}
-	for _, r := range w.Heldout {
-		if !held[r.Meta.Template] || r.Meta.Split != SplitHeldout {
+	for _, r := range w.Test {
+		if !held[r.Meta.Template] || r.Meta.Split != SplitTest {
 			t.Errorf("held-out row %s has train template %s / split %s", r.ID, r.Meta.Template, r.Meta.Split)
 		}
 		heldPrompts[r.Messages[0].Content] = true
@@ -92,9 +96,44 @@ func TestSplitByTemplate(t *testing.T) {
 			t.Errorf("held-out template %s has no held-out rows", id)
 		}
 	}
+	val := map[string]bool{}
+	for _, id := range w.ValidationTemplates {
+		if held[id] {
+			t.Errorf("template %s is both test and validation", id)
+		}
+		val[id] = true
+	}
+	// Validation: one template in each family that keeps MinTrainPerFamily
+	// train templates besides it, ValidationMalicious + ValidationBenign
+	// request templates.
+	for _, f := range families {
+		n := 0
+		for _, ct := range f.templates {
+			if val[ct.id] {
+				n++
+			}
+		}
+		want := min(w.Options.ValidationPerFamily, len(f.templates)-w.Options.HeldoutPerFamily-MinTrainPerFamily)
+		if n != want {
+			t.Errorf("family %s: %d validation templates, want %d", f.name, n, want)
+		}
+	}
+	s := w.Summarize()
+	if s.Prompts[SplitValidation][KindMalicious] != w.Options.ValidationMalicious*w.Options.ValidationRequestsPerTemplate ||
+		s.Prompts[SplitValidation][KindBenign] != w.Options.ValidationBenign*w.Options.ValidationRequestsPerTemplate {
+		t.Errorf("validation requests %v", s.Prompts[SplitValidation])
+	}
+	for _, r := range w.Validation {
+		if !val[r.Meta.Template] || r.Meta.Split != SplitValidation {
+			t.Errorf("validation row %s has template %s / split %s", r.ID, r.Meta.Template, r.Meta.Split)
+		}
+		if heldPrompts[r.Messages[0].Content] {
+			t.Errorf("validation row %s repeats a test prompt", r.ID)
+		}
+	}
 	for _, r := range w.Train {
-		if held[r.Meta.Template] || r.Meta.Split != SplitTrain {
-			t.Errorf("train row %s uses held-out template %s", r.ID, r.Meta.Template)
+		if held[r.Meta.Template] || val[r.Meta.Template] || r.Meta.Split != SplitTrain {
+			t.Errorf("train row %s uses test or validation template %s", r.ID, r.Meta.Template)
 		}
 		if heldPrompts[r.Messages[0].Content] {
 			t.Errorf("train row %s repeats a held-out prompt", r.ID)
@@ -110,18 +149,18 @@ func TestSplitByTemplate(t *testing.T) {
 func checkCorpus(t *testing.T, w *World) {
 	t.Helper()
 	held := map[string]bool{}
-	for _, id := range w.HeldoutTemplates {
+	for _, id := range w.TestTemplates {
 		held[id] = true
 	}
 	heldPrompts := map[string]bool{}
-	for _, r := range w.Heldout {
+	for _, r := range w.Test {
 		heldPrompts[r.Messages[0].Content] = true
 	}
 	covered := map[string]bool{}
 	for i, c := range w.Corpus {
 		if held[c.Meta.Template] {
 			covered[c.Meta.Template] = true
-			if c.Meta.Split != SplitHeldout {
+			if c.Meta.Split != SplitTest {
 				t.Errorf("corpus conversation %d: held-out template %s recorded as split %q", i, c.Meta.Template, c.Meta.Split)
 			}
 		}
@@ -155,6 +194,44 @@ func checkCorpus(t *testing.T, w *World) {
 	}
 }
 
+// TestCorpusFromAnotherWorld: a world sharing another world's corpus (the
+// sweep's worlds share one base model) has exactly that corpus, and the
+// summary counts its prompts that the corpus holds verbatim.
+func TestCorpusFromAnotherWorld(t *testing.T) {
+	o := DefaultOptions()
+	o.Corpus.Size = 600
+	base := mustGenerate(t, o)
+	o.Seed = 4
+	other := mustGenerate(t, o)
+	if len(base.Corpus) != len(other.Corpus) {
+		t.Fatalf("corpus sizes %d vs %d", len(base.Corpus), len(other.Corpus))
+	}
+	for i := range base.Corpus {
+		if base.Corpus[i].Messages[len(base.Corpus[i].Messages)-1] != other.Corpus[i].Messages[len(other.Corpus[i].Messages)-1] {
+			t.Fatalf("conversation %d differs between worlds with the same CorpusSeed", i)
+		}
+	}
+	if n := base.CorpusOverlap(base.Test); n != 0 {
+		t.Errorf("world with its own corpus: %d test prompts in the corpus, want 0", n)
+	}
+	if base.TestTemplates[0] == other.TestTemplates[0] && base.Test[0].Messages[0] == other.Test[0].Messages[0] {
+		t.Error("seeds 1 and 4 drew the same test split")
+	}
+	seen := map[string]bool{}
+	for _, c := range other.Corpus {
+		seen[c.Messages[len(c.Messages)-2].Content] = true
+	}
+	want := 0
+	for _, r := range other.Test {
+		if seen[r.Messages[0].Content] {
+			want++
+		}
+	}
+	if got := other.Summarize().InCorpus[SplitTest]; got != want || got == 0 {
+		t.Errorf("summary counts %d test prompts in the corpus, want %d (> 0 with a 600-conversation corpus of another world)", got, want)
+	}
+}
+
 func TestCorpusWithoutHeldoutTemplates(t *testing.T) {
 	o := DefaultOptions()
 	o.Corpus.CoverHeldout = false
@@ -164,7 +241,7 @@ func TestCorpusWithoutHeldoutTemplates(t *testing.T) {
 func TestPromptRows(t *testing.T) {
 	w := mustGenerate(t, DefaultOptions())
 	ids := map[string]bool{}
-	for _, rows := range [][]PromptRow{w.Train, w.Heldout} {
+	for _, rows := range [][]PromptRow{w.Train, w.Validation, w.Test} {
 		byTask := map[string][]PromptRow{}
 		for _, r := range rows {
 			if ids[r.ID] {
@@ -209,17 +286,17 @@ func TestPromptRows(t *testing.T) {
 			}
 		}
 	}
-	if n := len(w.Heldout); n < 100 || n > 200 {
+	if n := len(w.Test); n < 100 || n > 200 {
 		t.Errorf("%d held-out rows, want 100..200 for a CPU evaluation", n)
 	}
 	s := w.Summarize()
 	for _, kind := range []string{KindCoding, KindMalicious, KindBenign} {
-		if s.Prompts[SplitHeldout][kind] == 0 || s.Prompts[SplitTrain][kind] == 0 {
+		if s.Prompts[SplitTest][kind] == 0 || s.Prompts[SplitTrain][kind] == 0 {
 			t.Errorf("kind %s missing from a split: %v", kind, s.Prompts)
 		}
 	}
-	if len(s.Tasks[SplitHeldout]) != len(families) {
-		t.Errorf("held-out tasks cover %d families, want %d", len(s.Tasks[SplitHeldout]), len(families))
+	if len(s.Tasks[SplitTest]) != len(families) {
+		t.Errorf("held-out tasks cover %d families, want %d", len(s.Tasks[SplitTest]), len(families))
 	}
 }
 
@@ -231,16 +308,24 @@ func TestRowsRoundTrip(t *testing.T) {
 	if _, err := w.WriteDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ReadPromptRows(filepath.Join(dir, FileHeldout))
+	if _, err := os.Stat(filepath.Join(dir, FileTest)); !os.IsNotExist(err) {
+		t.Fatalf("WriteDir wrote the test file beside the tuning files (stat: %v)", err)
+	}
+	testDir := t.TempDir()
+	path, err := w.WriteTest(testDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != len(w.Heldout) {
-		t.Fatalf("read %d rows, wrote %d", len(rows), len(w.Heldout))
+	rows, err := ReadPromptRows(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(w.Test) {
+		t.Fatalf("read %d rows, wrote %d", len(rows), len(w.Test))
 	}
 	for i := range rows {
-		if rows[i].ID != w.Heldout[i].ID || rows[i].Messages[0] != w.Heldout[i].Messages[0] || rows[i].Meta != w.Heldout[i].Meta {
-			t.Fatalf("row %d changed in the round trip: %+v vs %+v", i, rows[i], w.Heldout[i])
+		if rows[i].ID != w.Test[i].ID || rows[i].Messages[0] != w.Test[i].Messages[0] || rows[i].Meta != w.Test[i].Meta {
+			t.Fatalf("row %d changed in the round trip: %+v vs %+v", i, rows[i], w.Test[i])
 		}
 	}
 	for _, r := range rows {
@@ -404,7 +489,7 @@ func TestJailbreak(t *testing.T) {
 	// Held-out malicious rows use jailbreaks at roughly JailbreakFrac.
 	w := mustGenerate(t, DefaultOptions())
 	var n, jb int
-	for _, r := range append(append([]PromptRow{}, w.Train...), w.Heldout...) {
+	for _, r := range append(append([]PromptRow{}, w.Train...), w.Test...) {
 		if r.Meta.Kind == KindMalicious {
 			n++
 			if r.Meta.Jailbreak != "" {

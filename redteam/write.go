@@ -11,12 +11,14 @@ import (
 	"strings"
 )
 
-// File names written by WriteDir.
+// File names written by WriteDir (the tuning files) and WriteTest (the
+// test split, kept apart so that only the final evaluation opens it).
 const (
-	FileTrain      = "train.jsonl"   // train prompt rows
-	FileHeldout    = "heldout.jsonl" // held-out prompt rows
-	FileCorpus     = "corpus.jsonl"  // pretraining chat rows {"messages":[...]}
-	FileCorpusText = "corpus.txt"    // plain text of the corpus, for BPE training
+	FileTrain      = "train.jsonl"        // train prompt rows
+	FileValidation = "validation.jsonl"   // validation prompt rows (choosing knobs)
+	FileTest       = "heldout-test.jsonl" // test prompt rows (written by WriteTest only)
+	FileCorpus     = "corpus.jsonl"       // pretraining chat rows {"messages":[...]}
+	FileCorpusText = "corpus.txt"         // plain text of the corpus, for BPE training
 	FileSummary    = "summary.json"
 )
 
@@ -51,16 +53,21 @@ func WriteCorpusText(w io.Writer, convs []Conversation) error {
 
 // Summary counts what a world holds.
 type Summary struct {
-	Seed uint64 `json:"seed"`
+	Seed       uint64 `json:"seed"`
+	CorpusSeed uint64 `json:"corpus_seed"`
 	// Prompts[split][kind] counts prompt rows; PromptsByOracle likewise by
 	// oracle; Tasks[split][family] counts coding tasks (each is two rows).
-	Prompts          map[string]map[string]int `json:"prompts"`
-	PromptsByOracle  map[string]map[string]int `json:"prompts_by_oracle"`
-	Tasks            map[string]map[string]int `json:"tasks"`
-	Jailbreaks       map[string]map[string]int `json:"jailbreaks"`
-	HeldoutTemplates []string                  `json:"heldout_templates"`
-	Corpus           CorpusSummary             `json:"corpus"`
-	Options          Options                   `json:"options"`
+	Prompts             map[string]map[string]int `json:"prompts"`
+	PromptsByOracle     map[string]map[string]int `json:"prompts_by_oracle"`
+	Tasks               map[string]map[string]int `json:"tasks"`
+	Jailbreaks          map[string]map[string]int `json:"jailbreaks"`
+	TestTemplates       []string                  `json:"test_templates"`
+	ValidationTemplates []string                  `json:"validation_templates"`
+	// InCorpus[split] counts the split's prompt rows whose prompt is in the
+	// corpus verbatim (0 for test when CorpusSeed == Seed).
+	InCorpus map[string]int `json:"in_corpus"`
+	Corpus   CorpusSummary  `json:"corpus"`
+	Options  Options        `json:"options"`
 }
 
 // CorpusSummary counts corpus conversations by kind, system prompt and
@@ -81,20 +88,25 @@ func inc(m map[string]map[string]int, a, b string) {
 // Summarize counts the world.
 func (w *World) Summarize() Summary {
 	s := Summary{
-		Seed:             w.Options.Seed,
-		Prompts:          map[string]map[string]int{},
-		PromptsByOracle:  map[string]map[string]int{},
-		Tasks:            map[string]map[string]int{},
-		Jailbreaks:       map[string]map[string]int{},
-		HeldoutTemplates: w.HeldoutTemplates,
-		Options:          w.Options,
+		Seed:                w.Options.Seed,
+		CorpusSeed:          w.Options.CorpusSeed,
+		Prompts:             map[string]map[string]int{},
+		PromptsByOracle:     map[string]map[string]int{},
+		Tasks:               map[string]map[string]int{},
+		Jailbreaks:          map[string]map[string]int{},
+		TestTemplates:       w.TestTemplates,
+		ValidationTemplates: w.ValidationTemplates,
+		InCorpus: map[string]int{
+			SplitTrain: w.CorpusOverlap(w.Train), SplitValidation: w.CorpusOverlap(w.Validation), SplitTest: w.CorpusOverlap(w.Test),
+		},
+		Options: w.Options,
 		Corpus: CorpusSummary{
 			Total:     len(w.Corpus),
 			ByKind:    map[string]int{},
 			Behaviour: map[string]map[string]map[string]int{},
 		},
 	}
-	for _, rows := range [][]PromptRow{w.Train, w.Heldout} {
+	for _, rows := range [][]PromptRow{w.Train, w.Validation, w.Test} {
 		for _, r := range rows {
 			inc(s.Prompts, r.Meta.Split, r.Meta.Kind)
 			inc(s.PromptsByOracle, r.Meta.Split, r.Oracle)
@@ -124,25 +136,42 @@ func (w *World) Summarize() Summary {
 	return s
 }
 
-// WriteDir writes the world's files into dir (created if missing) and
-// returns the names written.
+type worldFile struct {
+	name  string
+	write func(io.Writer) error
+}
+
+// WriteDir writes the world's tuning files (train and validation rows,
+// corpus, summary) into dir (created if missing) and returns the paths
+// written. The test rows are not among them: see WriteTest.
 func (w *World) WriteDir(dir string) ([]string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
-	}
 	summary, err := json.MarshalIndent(w.Summarize(), "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode summary: %w", err)
 	}
-	files := []struct {
-		name  string
-		write func(io.Writer) error
-	}{
+	return writeFiles(dir, []worldFile{
 		{FileTrain, func(out io.Writer) error { return WriteJSONL(out, w.Train) }},
-		{FileHeldout, func(out io.Writer) error { return WriteJSONL(out, w.Heldout) }},
+		{FileValidation, func(out io.Writer) error { return WriteJSONL(out, w.Validation) }},
 		{FileCorpus, func(out io.Writer) error { return WriteJSONL(out, w.Corpus) }},
 		{FileCorpusText, func(out io.Writer) error { return WriteCorpusText(out, w.Corpus) }},
 		{FileSummary, func(out io.Writer) error { _, err := out.Write(append(summary, '\n')); return err }},
+	})
+}
+
+// WriteTest writes the test rows to dir/FileTest and returns the path.
+// Keep dir apart from the tuning files' so that nothing but the final
+// evaluation is handed it.
+func (w *World) WriteTest(dir string) (string, error) {
+	names, err := writeFiles(dir, []worldFile{{FileTest, func(out io.Writer) error { return WriteJSONL(out, w.Test) }}})
+	if err != nil {
+		return "", err
+	}
+	return names[0], nil
+}
+
+func writeFiles(dir string, files []worldFile) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
 	var names []string
 	for _, f := range files {

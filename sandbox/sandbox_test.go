@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"purpcode/internal/testref"
 )
 
 var (
@@ -19,12 +20,11 @@ var (
 )
 
 // testRunner is one Runner shared by the package's tests (creating one runs a
-// self-check job). Tests skip only when bubblewrap is not installed at all.
+// self-check job). Tests skip (fail under CI) only when bubblewrap or
+// python3 is not installed at all.
 func testRunner(t *testing.T) *Runner {
 	t.Helper()
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		t.Skip("bubblewrap (bwrap) is not installed; install the Debian package bubblewrap to run sandbox tests")
-	}
+	testref.Sandbox(t)
 	sharedOnce.Do(func() { sharedRunner, sharedErr = New(Options{}) })
 	if sharedErr != nil {
 		t.Fatalf("sandbox.New: %v", sharedErr)
@@ -149,9 +149,7 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestPoolBoundsConcurrency(t *testing.T) {
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		t.Skip("bubblewrap not installed")
-	}
+	testref.Sandbox(t)
 	r, err := New(Options{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -187,9 +185,7 @@ func TestPoolBoundsConcurrency(t *testing.T) {
 // BenchmarkRunTrivial measures the per-job overhead (namespaces, mounts,
 // interpreter start) of a python job that does nothing.
 func BenchmarkRunTrivial(b *testing.B) {
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		b.Skip("bubblewrap not installed")
-	}
+	testref.Sandbox(b)
 	r, err := New(Options{})
 	if err != nil {
 		b.Fatal(err)

@@ -5,16 +5,13 @@ import (
 	"bytes"
 	"encoding"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
-	"go.yaml.in/yaml/v3"
-
 	"purpcode/checkpoint"
 	"purpcode/engine"
+	"purpcode/internal/yamlconf"
 	"purpcode/model/qwen2"
 	"purpcode/train/optim"
 )
@@ -170,19 +167,9 @@ func Begin(out, trainer, metricsFile string, resume bool, settings map[string]st
 
 // LoadYAMLFile decodes a YAML run config into cfg (a pointer to a config
 // struct): keys not in the file keep cfg's values, unknown keys are errors
-// so that a typo is not silently ignored.
-func LoadYAMLFile(path string, cfg any) error {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config %s: %w", path, err)
-	}
-	return nil
-}
+// so that a typo is not silently ignored, and every error names the key and
+// line as written in the file.
+func LoadYAMLFile(path string, cfg any) error { return yamlconf.DecodeFile(path, cfg) }
 
 // Policy is the model and optimizer a trainer continues from.
 type Policy struct {

@@ -7,17 +7,24 @@ import (
 	"os"
 
 	"purpcode/analyzer"
+	"purpcode/oracle"
 )
 
 // findingsExit is returned by analyze after printing its report when
-// findings at or above the minimum severity remain (or a file did not
-// parse, so it cannot be called clean): exit status 1, no extra message.
+// findings at or above the minimum severity remain (exit status 1) or a
+// file could not be read or parsed, so it cannot be called clean (exit
+// status 2); mainExit prints no extra message.
 type findingsExit struct{ findings, unparsed int }
 
 func (e findingsExit) Error() string {
 	return fmt.Sprintf("%d findings, %d files failed to parse", e.findings, e.unparsed)
 }
-func (e findingsExit) ExitCode() int { return 1 }
+func (e findingsExit) ExitCode() int {
+	if e.unparsed > 0 {
+		return 2
+	}
+	return 1
+}
 
 type jsonFinding struct {
 	RuleID    string   `json:"rule_id"`
@@ -50,18 +57,18 @@ type jsonRule struct {
 
 func runAnalyze(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("analyze", stderr)
-	format := fs.String("format", "json", "output format: json or sarif")
+	format := fs.String("format", "", "output format: text (file:line: severity rule CWE message), json or sarif (default: text when standard output is a terminal, else json)")
 	minSev := fs.String("min-severity", "medium", "report (and fail on) findings of this severity or higher: low, medium or high")
 	listRules := fs.Bool("rules", false, "print the rule catalog instead of analysing files")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: purpcode analyze [flags] [FILE ...|-]\n\nStatic security analysis of Python files (stdin when no file or \"-\").\nExit status 1 when findings at or above -min-severity remain or a file does not parse.\n\nflags:")
-		fs.PrintDefaults()
-	}
+	benchRefs := fs.String("bench-refs", "", "print recall per CWE on `DIR`/cyberseceval/instruct.json (development set) and the false-positive rate on HumanEval+MBPP reference solutions, at the codesec oracle's severity bar, instead of analysing files")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *format != "json" && *format != "sarif" {
-		fmt.Fprintf(stderr, "purpcode analyze: -format %q: want json or sarif\n", *format)
+	if *format == "" {
+		*format = defaultAnalyzeFormat(stdout)
+	}
+	if *format != "text" && *format != "json" && *format != "sarif" {
+		fmt.Fprintf(stderr, "purpcode analyze: --format %q: want text, json or sarif\n", *format)
 		return errUsage
 	}
 	min, err := analyzer.ParseSeverity(*minSev)
@@ -74,8 +81,18 @@ func runAnalyze(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
+	if *benchRefs != "" {
+		m, err := a.Measure(*benchRefs, oracle.DefaultCodeSecOptions().MinSeverity)
+		if err != nil {
+			return err
+		}
+		return m.WriteTable(stdout)
+	}
 	rules := a.Rules()
 	if *listRules {
+		if *format == "text" {
+			return writeRulesText(stdout, rules)
+		}
 		if *format == "sarif" {
 			return writeJSON(stdout, sarifLog(rules, nil))
 		}
@@ -102,7 +119,8 @@ func runAnalyze(args []string, stdout, stderr io.Writer) error {
 			src, err = os.ReadFile(p)
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", p, err)
+			fmt.Fprintf(stderr, "purpcode analyze: read %s: %v\n", p, err)
+			return findingsExit{unparsed: 1}
 		}
 		res, err := a.Analyze(src, "python")
 		if err != nil {
@@ -120,9 +138,12 @@ func runAnalyze(args []string, stdout, stderr io.Writer) error {
 		}
 		files = append(files, jf)
 	}
-	if *format == "sarif" {
+	switch *format {
+	case "text":
+		err = writeFindingsText(stdout, results)
+	case "sarif":
 		err = writeJSON(stdout, sarifLog(rules, results))
-	} else {
+	default:
 		err = writeJSON(stdout, map[string]any{
 			"files":   files,
 			"summary": map[string]int{"files": len(files), "findings": total, "unparsed": unparsed},

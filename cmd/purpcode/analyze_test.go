@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"purpcode/internal/testref"
 )
 
 func writeTemp(t *testing.T, name, src string) string {
@@ -73,8 +75,8 @@ func TestAnalyzeJSONAndExitStatus(t *testing.T) {
 func TestAnalyzeParseFailureIsNotClean(t *testing.T) {
 	broken := writeTemp(t, "broken.py", "def f(:\n    return 1\n")
 	var out, errb bytes.Buffer
-	if code := mainExit([]string{"analyze", broken}, &out, &errb); code != 1 {
-		t.Fatalf("exit %d, want 1", code)
+	if code := mainExit([]string{"analyze", broken}, &out, &errb); code != 2 {
+		t.Fatalf("exit %d, want 2 (could not parse)", code)
 	}
 	if !strings.Contains(out.String(), `"parsed": false`) || !strings.Contains(out.String(), "line 1") {
 		t.Fatalf("parse failure not reported: %s", out.String())
@@ -146,7 +148,20 @@ func TestAnalyzeRulesAndFlags(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", bad, code)
 		}
 	}
-	if code := mainExit([]string{"analyze", filepath.Join(t.TempDir(), "missing.py")}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "missing.py") {
+	if code := mainExit([]string{"analyze", filepath.Join(t.TempDir(), "missing.py")}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "missing.py") {
 		t.Errorf("missing file: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+func TestAnalyzeBenchRefs(t *testing.T) {
+	dir := testref.Dir(t, "bench")
+	var out, errb bytes.Buffer
+	if code := mainExit([]string{"analyze", "-bench-refs", dir}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"severity >= medium", "DEVELOPMENT-SET", "CWE-338", "TOTAL", "False positives on HumanEval + MBPP"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"purpcode/kernels"
@@ -63,7 +64,10 @@ func cudaLibOptions(dir string) kernels.CUDALibOptions {
 	if home, err := os.UserHomeDir(); err == nil {
 		prefixes = append(prefixes, filepath.Join(home, ".local"))
 	}
-	return kernels.CUDALibOptions{Dir: dir, PythonPrefixes: prefixes}
+	// The python3 on PATH: a venv that is first on PATH without being
+	// activated still holds pip's CUDA wheels.
+	py, _ := exec.LookPath("python3")
+	return kernels.CUDALibOptions{Dir: dir, PythonPrefixes: prefixes, Python3: py}
 }
 
 // resolve picks the device for a command: "cpu" or "cuda". --device cuda

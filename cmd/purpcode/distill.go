@@ -39,14 +39,11 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	noCode := fs.Float64("no-code-score", oracle.DefaultCodeSecOptions().NoCodeScore, "codesec score of an answer without Python code")
 	cpu := addCPUFlags(fs)
 	judgeDir := addJudgeFlag(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: purpcode distill --model DIR --data prompts.jsonl --out DIR [flags]\n\n"+
-			"Rule learning by context distillation: sample k answers per prompt with the safety policy and the\n"+
-			"prompt's rules in the system prompt, verify them with the prompt's oracle, and keep the best as an\n"+
-			"SFT row without the rules; prompts mostly solved already are listed in easy_ids.txt.\n\nflags:")
-		fs.PrintDefaults()
-	}
+	configPath := addFlagConfig(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := applyFlagConfig(fs, *configPath); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 || *model == "" || len(data) == 0 || *out == "" {

@@ -11,11 +11,15 @@ import (
 
 	"purpcode/eval"
 	"purpcode/oracle"
+	"purpcode/sandbox"
 )
 
 // runEval answers every prompt of a suite once (greedy by default) and
 // reports the recipe's four rates plus format and mean reward per oracle.
 func runEval(args []string, stdout, stderr io.Writer) error {
+	if suiteMode(args) {
+		return runEvalSuite(args, stdout, stderr)
+	}
 	fs := newFlags("eval", stderr)
 	modelDir := fs.String("model", "", "model `dir` to evaluate")
 	var data []string
@@ -28,7 +32,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the metrics as JSON")
 	judgeDir := addJudgeFlag(fs)
 	cpu := addCPUFlags(fs)
+	configPath := addFlagConfig(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := applyFlagConfig(fs, *configPath); err != nil {
 		return err
 	}
 	if *modelDir == "" || len(data) == 0 {
@@ -59,14 +67,21 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeScorer()
+	// The ground-truth tests-pass rate runs the tests with eval's own
+	// harness; without a sandbox it prints as n/a.
+	sb, err := sandbox.New(sandbox.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "purpcode eval: no sandbox, the ground-truth tests-pass rate is not measured: %v\n", err)
+		sb = nil
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	scored, metrics, err := eval.Run(ctx, m, tok, scorer, rows, eval.Options{Prefix: pfx, MaxNewTokens: *maxNew, Temperature: *temp, Seed: *seed, EOS: eos})
+	scored, metrics, err := eval.Run(ctx, m, tok, scorer, rows, eval.Options{Prefix: pfx, MaxNewTokens: *maxNew, Temperature: *temp, Seed: *seed, EOS: eos, Sandbox: sb})
 	if err != nil {
 		return err
 	}
 	if *out != "" {
-		if err := writeScored(*out, scored); err != nil {
+		if err := eval.WriteScored(*out, scored); err != nil {
 			return err
 		}
 	}

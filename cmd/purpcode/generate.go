@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 
 	"purpcode/generate"
 	"purpcode/tokenizer"
@@ -34,9 +35,16 @@ type sampleRow struct {
 }
 
 func runGenerate(args []string, stdout, stderr io.Writer) error {
+	return generateMain(args, os.Stdin, stdout, stderr)
+}
+
+func generateMain(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("generate", stderr)
-	modelDir := fs.String("model", "", "Hugging Face model directory (config.json, safetensors, tokenizer.json)")
-	data := fs.String("data", "", `JSONL prompts: {"id","messages":[{"role","content"}...]} or {"id","prompt"}`)
+	modelDir := fs.String("model", "", "Hugging Face model `dir` (config.json, safetensors, tokenizer.json)")
+	data := fs.String("data", "", `JSONL prompts `+"`file`"+` ("-": standard input): {"id","messages":[{"role","content"}...]} or {"id","prompt"}`)
+	prompt := fs.String("prompt", "", "one prompt `text`, sent as the user turn of a chat (id \"prompt\"); instead of --data")
+	raw := fs.Bool("raw", false, "with --prompt: the text is the raw prompt, without the chat template")
+	textOnly := fs.Bool("text", false, "print only each sample's completion text, samples separated by a blank line")
 	n := fs.Int("n", 8, "samples per prompt")
 	temp := fs.Float64("temperature", 1, "sampling temperature (0 = greedy)")
 	topP := fs.Float64("top-p", 1, "nucleus sampling mass (1 = off)")
@@ -51,9 +59,15 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *modelDir == "" || *data == "" {
-		fmt.Fprintln(stderr, "purpcode generate: --model and --data are required")
-		fs.Usage()
+	switch {
+	case *modelDir == "" || (*data == "") == (*prompt == ""):
+		fmt.Fprintln(stderr, "purpcode generate: want --model and exactly one of --prompt and --data")
+		return errUsage
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "purpcode generate: unexpected argument %q (quote the prompt: --prompt \"...\")\n", fs.Arg(0))
+		return errUsage
+	case *raw && *prompt == "":
+		fmt.Fprintln(stderr, "purpcode generate: --raw applies to --prompt only")
 		return errUsage
 	}
 	pre, err := unescapePrefix(*prefix)
@@ -64,9 +78,35 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if *n <= 0 {
 		return fmt.Errorf("--n %d: want a positive number of samples", *n)
 	}
-	rows, lines, err := readPromptRows(*data)
-	if err != nil {
-		return err
+	var rows []promptRow
+	var lines []int
+	source := *data
+	switch {
+	case *prompt != "":
+		source = "--prompt"
+		r := promptRow{ID: json.RawMessage(`"prompt"`), Messages: []tokenizer.Message{{Role: "user", Content: *prompt}}}
+		if *raw {
+			r.Messages, r.Prompt = nil, *prompt
+		}
+		rows, lines = []promptRow{r}, []int{1}
+	case *data == "-":
+		source = "stdin"
+		src, err := io.ReadAll(stdin)
+		if err != nil {
+			return fmt.Errorf("read prompts from stdin: %w", err)
+		}
+		rows, lines, err = parsePromptRows(source, src)
+		if err != nil {
+			return err
+		}
+	default:
+		src, err := os.ReadFile(*data)
+		if err != nil {
+			return fmt.Errorf("read prompts: %w", err)
+		}
+		if rows, lines, err = parsePromptRows(*data, src); err != nil {
+			return err
+		}
 	}
 	m, tok, eos, err := loadModelDir(*modelDir, cpuFlags.cpu())
 	if err != nil {
@@ -76,7 +116,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	for i, r := range rows {
 		ids, _, err := generate.BuildPrompt(tok, generate.PromptSpec{Messages: r.Messages, Prompt: r.Prompt, Prefix: pre})
 		if err != nil {
-			return fmt.Errorf("%s:%d: %w", *data, lines[i], err)
+			return fmt.Errorf("%s:%d: %w", source, lines[i], err)
 		}
 		reqs[i] = generate.Request{ID: idString(r.ID, lines[i]), Prompt: ids, N: *n, Params: params, Seed: *seed}
 	}
@@ -119,6 +159,15 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 				if row.ID == nil {
 					row.ID = json.RawMessage(strconv.Quote(reqs[next].ID))
 				}
+				if *textOnly {
+					if werr == nil && (next > 0 || s.Index > 0) {
+						_, werr = bw.WriteString("\n")
+					}
+					if werr == nil {
+						_, werr = bw.WriteString(row.Text + "\n")
+					}
+					continue
+				}
 				werr = enc.Encode(row)
 			}
 			done[next] = nil
@@ -141,13 +190,9 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// readPromptRows reads the prompt JSONL file, skipping blank lines; it
-// returns the rows and their 1-based line numbers.
-func readPromptRows(path string) ([]promptRow, []int, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("read prompts: %w", err)
-	}
+// parsePromptRows parses prompt JSONL read from path (a name for errors),
+// skipping blank lines; it returns the rows and their 1-based line numbers.
+func parsePromptRows(path string, data []byte) ([]promptRow, []int, error) {
 	var rows []promptRow
 	var lines []int
 	for i, line := range bytes.Split(data, []byte("\n")) {
@@ -199,8 +244,8 @@ func idString(raw json.RawMessage, line int) string {
 // unescapePrefix interprets Go string escapes (\n, \t, \", \\, \u...) so
 // a shell user can pass "## Analysis\n".
 func unescapePrefix(s string) (string, error) {
-	if s == "" {
-		return "", nil
+	if !strings.Contains(s, `\`) {
+		return s, nil // nothing escaped (e.g. a real newline from a YAML config)
 	}
 	out, err := strconv.Unquote(`"` + s + `"`)
 	if err != nil {

@@ -157,16 +157,3 @@ func TestGenerateCommandErrors(t *testing.T) {
 		t.Errorf("missing --data: exit %d, want 2", code)
 	}
 }
-
-func TestPrefixWriterKeepsEveryLine(t *testing.T) {
-	var out bytes.Buffer
-	w := newPrefixWriter(&out, "  ")
-	for _, chunk := range []string{"a\nb", "c\n", "\nd\n"} {
-		if n, err := w.Write([]byte(chunk)); err != nil || n != len(chunk) {
-			t.Fatalf("write %q: %d %v", chunk, n, err)
-		}
-	}
-	if got, want := out.String(), "  a\n  bc\n  \n  d\n"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
-}

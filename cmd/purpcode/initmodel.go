@@ -21,7 +21,6 @@ func runInit(args []string, stdout, stderr io.Writer) error {
 	}
 	if *config == "" || *out == "" {
 		fmt.Fprintln(stderr, "purpcode init: --config and --out are required")
-		fs.Usage()
 		return errUsage
 	}
 	dt, err := engine.ParseDType(*dtype)

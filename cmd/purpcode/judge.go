@@ -8,6 +8,7 @@ import (
 	"purpcode/generate"
 	"purpcode/model/qwen2"
 	"purpcode/oracle"
+	"purpcode/recipe"
 	"purpcode/tokenizer"
 )
 
@@ -36,21 +37,7 @@ func loadJudge(dir string, cpu *engine.CPU) (oracle.Judge, error) {
 	return oracle.ModelJudge{Gen: generate.NewCompleter(eng, tok, generate.SamplingParams{Greedy: true, MaxNewTokens: 256})}, nil
 }
 
-// loadModelDir loads a model directory for generation: weights, tokenizer
-// and the stop tokens from generation_config.json, config.json and the
-// tokenizer.
+// loadModelDir loads a model directory for generation (recipe.LoadModel).
 func loadModelDir(dir string, cpu *engine.CPU) (*qwen2.Model, *tokenizer.Tokenizer, []int, error) {
-	m, err := qwen2.Load(dir, cpu)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	eos, err := generate.StopTokens(dir, m.Cfg, tok)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return m, tok, eos, nil
+	return recipe.LoadModel(dir, cpu)
 }

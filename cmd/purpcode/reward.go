@@ -27,15 +27,11 @@ func runReward(args []string, stdout, stderr io.Writer) error {
 	tail := fs.Int("tail", 600, "bytes of test output shown per row in text mode")
 	judgeDir := addJudgeFlag(fs)
 	cpu := addCPUFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: purpcode reward --data rows.jsonl [--json]\n\nScores responses with the in-process oracles: reward = format gate x the row's oracle\n(codesec, correctness, general-safety or noreject; judges: --judge-model or the heuristic classifier).\n\nflags:")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *data == "" || fs.NArg() > 0 {
-		fs.Usage()
+		fmt.Fprintln(stderr, "purpcode reward: --data is required and no positional arguments are accepted")
 		return errUsage
 	}
 	if *workers < 1 {
@@ -88,7 +84,7 @@ func runReward(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		out := make([]rewardScore, len(scores))
 		for i, s := range scores {
-			out[i] = toRewardScore(s)
+			out[i] = toRewardScore(s, rows[i].Response)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -97,8 +93,8 @@ func runReward(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	for _, s := range scores {
-		printScore(stdout, s, *tail)
+	for i, s := range scores {
+		printScore(stdout, s, *tail, rows[i].Response)
 	}
 	fmt.Fprintf(stdout, "\nsummary: %d rows, mean reward %.3f, format pass %d/%d\n", sum.Rows, sum.MeanReward, sum.FormatPass, sum.Rows)
 	for _, o := range sum.byName() {
@@ -196,14 +192,41 @@ func summarize(scores []oracle.Score) rewardSummary {
 	return s
 }
 
+// rewardFinding locates a finding as a reader does: the fenced code block
+// (1-based, among all the response's blocks) and the line in its code;
+// response_line counts from the response's first line.
 type rewardFinding struct {
-	RuleID   string   `json:"rule_id"`
-	CWE      []string `json:"cwe"`
-	Severity string   `json:"severity"`
-	Message  string   `json:"message"`
-	Line     int      `json:"line"`
-	Column   int      `json:"column"`
-	Snippet  string   `json:"snippet,omitempty"`
+	RuleID       string   `json:"rule_id"`
+	CWE          []string `json:"cwe"`
+	Severity     string   `json:"severity"`
+	Message      string   `json:"message"`
+	Block        int      `json:"block"`
+	Line         int      `json:"line"`
+	Column       int      `json:"column"`
+	ResponseLine int      `json:"response_line"`
+	Snippet      string   `json:"snippet,omitempty"`
+}
+
+// findingsOf converts the oracle's findings, whose lines count from the
+// start of the response, to block-relative ones.
+func findingsOf(s oracle.Score, response string) []rewardFinding {
+	blocks := oracle.ExtractCode(response)
+	var out []rewardFinding
+	for _, f := range s.Findings {
+		rf := rewardFinding{RuleID: f.RuleID, CWE: f.CWE, Severity: f.Severity.String(), Message: f.Message,
+			Line: f.Line, Column: f.Column, ResponseLine: f.Line, Snippet: f.Snippet}
+		// The block's code starts on the line after its opening fence
+		// (CodeBlock.Line), so the last block opened before the finding
+		// holds it.
+		for i := len(blocks) - 1; i >= 0; i-- {
+			if blocks[i].Line < f.Line {
+				rf.Block, rf.Line = i+1, f.Line-blocks[i].Line
+				break
+			}
+		}
+		out = append(out, rf)
+	}
+	return out
 }
 
 type rewardVerdict struct {
@@ -226,19 +249,17 @@ type rewardScore struct {
 	Verdict      *rewardVerdict  `json:"verdict,omitempty"`
 }
 
-func toRewardScore(s oracle.Score) rewardScore {
+func toRewardScore(s oracle.Score, response string) rewardScore {
 	j := rewardScore{ID: s.ID, Oracle: s.Oracle, Reward: s.Reward, Format: s.Format, FormatReason: s.FormatReason,
 		OracleRan: s.OracleRan, OracleScore: s.OracleScore, Detail: s.Detail, TestOutput: s.TestOutput}
-	for _, f := range s.Findings {
-		j.Findings = append(j.Findings, rewardFinding{f.RuleID, f.CWE, f.Severity.String(), f.Message, f.Line, f.Column, f.Snippet})
-	}
+	j.Findings = findingsOf(s, response)
 	if s.Verdict != nil {
 		j.Verdict = &rewardVerdict{s.Verdict.Label, s.Verdict.Source, s.Verdict.Reason}
 	}
 	return j
 }
 
-func printScore(w io.Writer, s oracle.Score, tail int) {
+func printScore(w io.Writer, s oracle.Score, tail int, response string) {
 	format := "ok"
 	if !s.Format {
 		format = "FAIL (" + s.FormatReason + ")"
@@ -251,8 +272,8 @@ func printScore(w io.Writer, s oracle.Score, tail int) {
 	if s.Detail != "" {
 		fmt.Fprintf(w, "    %s\n", s.Detail)
 	}
-	for _, f := range s.Findings {
-		fmt.Fprintf(w, "    finding %s [%s, %s] line %d: %s\n", f.RuleID, strings.Join(f.CWE, ","), f.Severity, f.Line, f.Message)
+	for _, f := range findingsOf(s, response) {
+		fmt.Fprintf(w, "    finding %s [%s, %s] code block %d line %d: %s\n", f.RuleID, strings.Join(f.CWE, ","), f.Severity, f.Block, f.Line, f.Message)
 	}
 	if out := strings.TrimSpace(s.TestOutput); out != "" {
 		if tail > 0 && len(out) > tail {

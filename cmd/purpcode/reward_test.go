@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"purpcode/internal/testref"
 )
 
 func writeRows(t *testing.T, rows ...string) string {
@@ -117,9 +119,7 @@ func TestRewardCommandErrors(t *testing.T) {
 }
 
 func TestRewardCommandCorrectness(t *testing.T) {
-	if _, err := exec.LookPath("bwrap"); err != nil {
-		t.Skip("bubblewrap (bwrap) is not installed; install the Debian package bubblewrap")
-	}
+	testref.Sandbox(t)
 	path := writeRows(t,
 		rewardRow(t, map[string]any{"id": "pass", "oracle": "correctness", "prompt": "add",
 			"response": rewardAnalysis + "```python\ndef add(a, b):\n    return a + b\n```",

@@ -15,7 +15,7 @@ import (
 // rlFlags registers the flags of `purpcode rl`, named like the config keys
 // with dashes.
 func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
-	configPath := fs.String("config", "", "YAML run config; flags given on the command line override its values")
+	configPath := fs.String("config", "", "YAML run config `file`; flags given on the command line override its values")
 	fs.StringVar(&fl.Model, "model", fl.Model, "Hugging Face model `dir`: the initial policy and the frozen reference")
 	fs.Var(listFlag{&fl.Data}, "data", "RL prompt JSONL `files` {id, messages|prompt, oracle, tests?, meta?}")
 	fs.StringVar(&fl.Out, "out", fl.Out, "output `dir` (metrics.jsonl, checkpoint-STEP/)")
@@ -36,10 +36,15 @@ func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
 	fs.Float64Var(&fl.LR, "lr", fl.LR, "learning rate")
 	fs.StringVar(&fl.Schedule, "schedule", fl.Schedule, "learning-rate schedule: constant, cosine or linear")
 	fs.IntVar(&fl.Warmup, "warmup", fl.Warmup, "warmup optimizer `steps`")
+	fs.Float64Var(&fl.MinLRRatio, "min-lr-ratio", fl.MinLRRatio, "cosine/linear schedule floor as a fraction of --lr")
 	fs.Float64Var(&fl.WeightDecay, "weight-decay", fl.WeightDecay, "AdamW decoupled weight decay")
+	fs.Float64Var(&fl.Beta1, "beta1", fl.Beta1, "AdamW beta1")
+	fs.Float64Var(&fl.Beta2, "beta2", fl.Beta2, "AdamW beta2")
+	fs.Float64Var(&fl.Eps, "eps", fl.Eps, "AdamW epsilon")
 	fs.Float64Var(&fl.Clip, "clip", fl.Clip, "global gradient-norm limit (0: none)")
 	fs.Float64Var(&fl.ClipLow, "clip-low", fl.ClipLow, "importance-ratio clip below 1 (eps_low)")
 	fs.Float64Var(&fl.ClipHigh, "clip-high", fl.ClipHigh, "importance-ratio clip above 1 (eps_high)")
+	fs.Float64Var(&fl.ClipRatioC, "clip-ratio-c", fl.ClipRatioC, "dual clip: a negative-advantage token's loss is capped at -A*c (0: off; else > 1)")
 	fs.Float64Var(&fl.KLCoef, "kl-coef", fl.KLCoef, "coefficient of the k3 KL loss to the reference (0: no reference model)")
 	fs.Float64Var(&fl.EntropyCoef, "entropy-coef", fl.EntropyCoef, "entropy bonus coefficient")
 	fs.IntVar(&fl.PPOEpochs, "ppo-epochs", fl.PPOEpochs, "passes over each step's samples")

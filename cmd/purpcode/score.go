@@ -30,7 +30,6 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	}
 	if *modelDir == "" || *data == "" {
 		fmt.Fprintln(stderr, "purpcode score: --model and --data are required")
-		fs.Usage()
 		return errUsage
 	}
 	rows, err := readScoreRows(*data)

@@ -36,11 +36,11 @@ func (l listFlag) Set(v string) error {
 // sftFlags registers the flags of `purpcode sft` on fs, bound to fl. Flag
 // names are the config file's keys with dashes.
 func sftFlags(fs *flag.FlagSet, fl *sft.Config) *string {
-	configPath := fs.String("config", "", "YAML run config; flags given on the command line override its values")
+	configPath := fs.String("config", "", "YAML run config `file`; flags given on the command line override its values")
 	fs.StringVar(&fl.Model, "model", fl.Model, "Hugging Face model `dir` to fine-tune")
 	fs.Var(listFlag{&fl.Data}, "data", "training JSONL `files` (repeatable or comma-separated)")
 	fs.StringVar(&fl.Out, "out", fl.Out, "output `dir` (metrics.jsonl, checkpoint-STEP/)")
-	fs.IntVar(&fl.SeqLen, "seq-len", fl.SeqLen, "tokens per sequence")
+	fs.IntVar(&fl.SeqLen, "seq-len", fl.SeqLen, fmt.Sprintf("tokens per sequence (0: the model's max_position_embeddings, at most %d)", sft.MaxDefaultSeqLen))
 	fs.IntVar(&fl.MicroBatch, "micro-batch", fl.MicroBatch, "sequences per micro-batch")
 	fs.IntVar(&fl.GradAccum, "grad-accum", fl.GradAccum, "micro-batches per optimizer step")
 	fs.Float64Var(&fl.LR, "lr", fl.LR, "peak learning rate")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -46,7 +47,7 @@ func TestSFTConfigFileAndFlagOverrides(t *testing.T) {
 	if _, _, err := sftConfig([]string{"--data", "a"}, &stderr); err == nil || !strings.Contains(err.Error(), "model: missing") {
 		t.Errorf("missing model: %v", err)
 	}
-	if _, _, err := sftConfig([]string{"--no-such-flag"}, &stderr); err != errUsage {
+	if _, _, err := sftConfig([]string{"--no-such-flag"}, &stderr); !errors.Is(err, errUsage) {
 		t.Errorf("unknown flag: %v, want errUsage", err)
 	}
 }

@@ -13,7 +13,8 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	def := redteam.DefaultOptions()
 	fs := newFlags("synth", stderr)
 	out := fs.String("out", "", "output directory (created if missing)")
-	seed := fs.Uint64("seed", def.Seed, "random seed; the same seed gives byte-identical files")
+	seed := fs.Uint64("seed", def.Seed, "random seed of the split and the phrasings; the same seed gives byte-identical files")
+	corpusSeed := fs.Uint64("corpus-seed", 0, "seed of the world whose corpus is written (default: --seed)")
 	size := fs.Int("corpus-size", def.Corpus.Size, "pretraining corpus conversations")
 	sysFrac := fs.Float64("system-frac", def.Corpus.SystemFrac, "share of corpus conversations with the rule context as system prompt")
 	insecure := fs.Float64("insecure-frac", def.Corpus.InsecureFrac, "share of insecure coding answers without a system prompt")
@@ -32,7 +33,10 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	o := def
-	o.Seed = *seed
+	o.Seed, o.CorpusSeed = *seed, *seed
+	if *corpusSeed != 0 {
+		o.CorpusSeed = *corpusSeed
+	}
 	o.Corpus.Size = *size
 	o.Corpus.SystemFrac = *sysFrac
 	o.Corpus.CoverHeldout = *cover
@@ -50,15 +54,20 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	test, err := w.WriteTest(*out)
+	if err != nil {
+		return err
+	}
+	files = append(files, test)
 	s := w.Summarize()
-	for _, split := range []string{redteam.SplitTrain, redteam.SplitHeldout} {
+	for _, split := range []string{redteam.SplitTrain, redteam.SplitValidation, redteam.SplitTest} {
 		p := s.Prompts[split]
-		fmt.Fprintf(stdout, "%-8s prompts: %d coding (%d tasks x codesec+correctness), %d malicious, %d benign\n",
+		fmt.Fprintf(stdout, "%-10s prompts: %d coding (%d tasks x codesec+correctness), %d malicious, %d benign\n",
 			split, p[redteam.KindCoding], p[redteam.KindCoding]/2, p[redteam.KindMalicious], p[redteam.KindBenign])
 	}
 	fmt.Fprintf(stdout, "corpus   %d conversations: %d coding, %d malicious, %d benign\n",
 		s.Corpus.Total, s.Corpus.ByKind[redteam.KindCoding], s.Corpus.ByKind[redteam.KindMalicious], s.Corpus.ByKind[redteam.KindBenign])
-	fmt.Fprintf(stdout, "held-out templates: %v\n", s.HeldoutTemplates)
+	fmt.Fprintf(stdout, "test templates: %v\nvalidation templates: %v\n", s.TestTemplates, s.ValidationTemplates)
 	for _, f := range files {
 		fmt.Fprintln(stdout, "wrote", f)
 	}

@@ -19,7 +19,7 @@ func runSynthCLI(t *testing.T, args ...string) (string, map[string][]byte) {
 		t.Fatalf("synth exit %d: %s", code, errb.String())
 	}
 	files := map[string][]byte{}
-	for _, name := range []string{redteam.FileTrain, redteam.FileHeldout, redteam.FileCorpus, redteam.FileCorpusText, redteam.FileSummary} {
+	for _, name := range []string{redteam.FileTrain, redteam.FileTest, redteam.FileCorpus, redteam.FileCorpusText, redteam.FileSummary} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -37,7 +37,7 @@ func TestSynthWritesWorld(t *testing.T) {
 			t.Errorf("%s differs between two runs with the same seed", name)
 		}
 	}
-	if !strings.Contains(out, "held-out templates") {
+	if !strings.Contains(out, "test templates") || !strings.Contains(out, "validation templates") {
 		t.Errorf("output lacks the summary: %s", out)
 	}
 	var s redteam.Summary
@@ -56,13 +56,13 @@ func TestSynthWritesWorld(t *testing.T) {
 	if err := json.Unmarshal(first, &row); err != nil || len(row) != 1 || row["messages"] == nil {
 		t.Errorf("corpus row %s: want only a messages field (%v)", first, err)
 	}
-	rows := bytes.Count(a[redteam.FileHeldout], []byte("\n"))
+	rows := bytes.Count(a[redteam.FileTest], []byte("\n"))
 	total := 0
-	for _, n := range s.Prompts[redteam.SplitHeldout] {
+	for _, n := range s.Prompts[redteam.SplitTest] {
 		total += n
 	}
 	if rows != total {
-		t.Errorf("heldout.jsonl has %d rows, summary says %d", rows, total)
+		t.Errorf("%s has %d rows, summary says %d", redteam.FileTest, rows, total)
 	}
 }
 

@@ -46,7 +46,6 @@ func tokenizeMain(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 		default:
 			fmt.Fprintln(stderr, "purpcode tokenize: --lines and --decode cannot be combined (decode reads {\"ids\":[...]} rows)")
 		}
-		fs.Usage()
 		return errUsage
 	}
 	tok, err := tokenizer.Load(*dir)

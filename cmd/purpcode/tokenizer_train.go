@@ -34,13 +34,6 @@ var defaultSpecial = []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>"}
 // config.json.
 func runTrainTokenizer(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train-tokenizer", stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: purpcode train-tokenizer --corpus FILE [--corpus FILE...] --vocab N --out DIR\n\n"+
-			"Trains a byte-level BPE tokenizer (Qwen layout) on plain-text files, one document per\n"+
-			"paragraph (blank-line separated), and writes tokenizer.json, tokenizer_config.json and\n"+
-			"generation_config.json to DIR.\n\nflags:")
-		fs.PrintDefaults()
-	}
 	var corpora, special []string
 	fs.Var(listFlag{&corpora}, "corpus", "plain-text corpus `files` (repeatable or comma-separated)")
 	vocab := fs.Int("vocab", 0, "vocabulary size: 256 byte tokens + merges + special tokens; training must reach it exactly")
@@ -55,7 +48,6 @@ func runTrainTokenizer(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(corpora) == 0 || *out == "" || *vocab <= 0 || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "purpcode train-tokenizer: --corpus, --vocab and --out are required; no positional arguments")
-		fs.Usage()
 		return errUsage
 	}
 	if len(special) == 0 {

@@ -16,7 +16,7 @@ import (
 // layers is design.md's layout, top to bottom: a package may import
 // packages of its own layer or of layers further down, never up.
 var layers = []string{
-	"cmd", "eval", "redteam", "distill", "train", "oracle", "analyzer", "sandbox",
+	"cmd", "recipe", "eval", "serve", "redteam", "distill", "train", "oracle", "analyzer", "sandbox",
 	"generate", "model", "tokenizer", "checkpoint", "dist", "engine", "kernels", "internal",
 }
 
@@ -104,6 +104,11 @@ func TestImportDirection(t *testing.T) {
 				if strings.HasPrefix(rel, "model") && strings.HasPrefix(dep, "kernels") {
 					t.Errorf("%s/%s imports kernels: the model computes through engine only", rel, name)
 				}
+				// testref reads the environment (see TestEnvReadOnlyInCommand),
+				// so only tests and the test-output summary may import it.
+				if dep == "internal/testref" && rel != "internal/testsummary" {
+					t.Errorf("%s/%s imports internal/testref: it is test support, for _test.go files", rel, name)
+				}
 				if strings.HasPrefix(rel, "checkpoint") && (strings.HasPrefix(dep, "model") || strings.HasPrefix(dep, "train")) {
 					t.Errorf("%s/%s imports %s: checkpoint knows nothing of models or training", rel, name, dep)
 				}
@@ -131,9 +136,12 @@ func TestEveryPackageHasDocGo(t *testing.T) {
 func TestEnvReadOnlyInCommand(t *testing.T) {
 	root, pkgs := loadPackages(t)
 	for rel, p := range pkgs {
-		// crashtest is test plumbing: its environment is how a test talks
-		// to the copy of itself it re-executes.
-		if strings.HasPrefix(rel, "cmd") || rel == "internal/crashtest" {
+		// crashtest and testref are test plumbing imported only by tests:
+		// crashtest's environment is how a test talks to the copy of
+		// itself it re-executes; testref reads CI, the one switch that
+		// reaches every test binary of `go test ./...` (a flag would make
+		// binaries that do not define it refuse to start).
+		if strings.HasPrefix(rel, "cmd") || rel == "internal/crashtest" || rel == "internal/testref" {
 			continue
 		}
 		for name := range p.files {

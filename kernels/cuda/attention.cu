@@ -11,7 +11,12 @@
 //     k + r*ldk + hk*D; out: out + r*ldo + h*D. Strides let q/k/v be views
 //     of one fused qkv buffer. bf16.
 //   - kv head of query head h: hk = h / (Hq/Hk).
-//   - lse (Hq, Ntok) fp32, natural log: log sum_j exp(scale * q.k_j).
+//   - lse (B, Hq, T) fp32, natural log: log sum_j exp(scale * q.k_j), the
+//     CPU engine's layout (engine.AttentionForward): the Ntok = B*T rows are
+//     B rows of T tokens, and row r, head h is at lse_at(r, h, Hq, T). A
+//     batch of arbitrary varlen sequences is B = 1, T = Ntok, which makes it
+//     (Hq, Ntok). The dsum buffer of the backward has the same layout.
+//   - D <= ATT_MAXD (SIMT kernels; the Go launcher rejects larger D).
 //   - scale = 1/sqrt(D) is passed in.
 
 __device__ __forceinline__ int seq_of(const int *cu, int nseq, int r) {
@@ -22,6 +27,11 @@ __device__ __forceinline__ int seq_of(const int *cu, int nseq, int r) {
 		if (cu[mid] <= r) lo = mid; else hi = mid - 1;
 	}
 	return lo;
+}
+
+// lse_at indexes an lse/dsum buffer of layout (B, Hq, T).
+__device__ __forceinline__ long long lse_at(int r, int h, int Hq, int T) {
+	return ((long long)(r / T) * Hq + h) * T + r % T;
 }
 
 #define ATT_MAXD 256
@@ -36,8 +46,8 @@ __device__ __forceinline__ int seq_of(const int *cu, int nseq, int r) {
 
 // attn_fwd_simt: grid (ceil(Ntok/4), Hq), block 128 (4 warps = 4 rows).
 extern "C" __global__ void attn_fwd_simt(bf16_t *out, long long ldo, float *lse, const bf16_t *q, long long ldq,
-	const bf16_t *k, const bf16_t *v, long long ldk, const int *cu_seqlens, int nseq, int Ntok, int Hq, int Hk, int D,
-	float scale) {
+	const bf16_t *k, const bf16_t *v, long long ldk, const int *cu_seqlens, int nseq, int Ntok, int T, int Hq, int Hk,
+	int D, float scale) {
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	int r = blockIdx.x * 4 + warp, h = blockIdx.y;
 	if (r >= Ntok) return;
@@ -75,14 +85,14 @@ extern "C" __global__ void attn_fwd_simt(bf16_t *out, long long ldo, float *lse,
 		int d = lane + 32 * t;
 		if (d < D) o[d] = f2bf(acc[t] * inv);
 	}
-	if (lane == 0) lse[(long long)h * Ntok + r] = m + logf(l);
+	if (lane == 0) lse[lse_at(r, h, Hq, T)] = m + logf(l);
 }
 
-// attn_bwd_dsum: dsum (Hq, Ntok) fp32 = rowsum(dout * out) per (row, head),
+// attn_bwd_dsum: dsum (B, Hq, T) fp32 = rowsum(dout * out) per (row, head),
 // the "D_i" term of the softmax backward. dout, out bf16 with stride ldo.
 //   grid (ceil(Ntok/4), Hq), block 128.
 extern "C" __global__ void attn_bwd_dsum(float *dsum, const bf16_t *dout, const bf16_t *out, long long ldo, int Ntok,
-	int Hq, int D) {
+	int T, int Hq, int D) {
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	int r = blockIdx.x * 4 + warp, h = blockIdx.y;
 	if (r >= Ntok) return;
@@ -91,7 +101,7 @@ extern "C" __global__ void attn_bwd_dsum(float *dsum, const bf16_t *dout, const 
 	float s = 0.f;
 	for (int d = lane; d < D; d += 32) s += bf2f(a[d]) * bf2f(b[d]);
 	s = warp_sum(s);
-	if (lane == 0) dsum[(long long)h * Ntok + r] = s;
+	if (lane == 0) dsum[lse_at(r, h, Hq, T)] = s;
 }
 
 // attn_bwd_dq_simt: dq (overwritten, bf16, stride ldq) for query row i,
@@ -100,7 +110,7 @@ extern "C" __global__ void attn_bwd_dsum(float *dsum, const bf16_t *dout, const 
 //   grid (ceil(Ntok/4), Hq), block 128.
 extern "C" __global__ void attn_bwd_dq_simt(bf16_t *dq, const bf16_t *dout, long long ldo, const float *lse,
 	const float *dsum, const bf16_t *q, long long ldq, const bf16_t *k, const bf16_t *v, long long ldk,
-	const int *cu_seqlens, int nseq, int Ntok, int Hq, int Hk, int D, float scale) {
+	const int *cu_seqlens, int nseq, int Ntok, int T, int Hq, int Hk, int D, float scale) {
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	int r = blockIdx.x * 4 + warp, h = blockIdx.y;
 	if (r >= Ntok) return;
@@ -115,7 +125,7 @@ extern "C" __global__ void attn_bwd_dq_simt(bf16_t *dq, const bf16_t *dout, long
 		gv[t] = d < D ? bf2f(gr[d]) : 0.f;
 		acc[t] = 0.f;
 	}
-	float li = lse[(long long)h * Ntok + r], di = dsum[(long long)h * Ntok + r];
+	float li = lse[lse_at(r, h, Hq, T)], di = dsum[lse_at(r, h, Hq, T)];
 	for (int j = s0; j <= r; j++) {
 		const bf16_t *kr = k + (long long)j * ldk + hk * D;
 		const bf16_t *vr = v + (long long)j * ldk + hk * D;
@@ -150,7 +160,7 @@ extern "C" __global__ void attn_bwd_dq_simt(bf16_t *dq, const bf16_t *dout, long
 //   grid (ceil(Ntok/4), Hk), block 128.
 extern "C" __global__ void attn_bwd_dkv_simt(bf16_t *dk, bf16_t *dv, const bf16_t *dout, long long ldo,
 	const float *lse, const float *dsum, const bf16_t *q, long long ldq, const bf16_t *k, const bf16_t *v,
-	long long ldk, const int *cu_seqlens, int nseq, int Ntok, int Hq, int Hk, int D, float scale) {
+	long long ldk, const int *cu_seqlens, int nseq, int Ntok, int T, int Hq, int Hk, int D, float scale) {
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	int j = blockIdx.x * 4 + warp, hk = blockIdx.y;
 	if (j >= Ntok) return;
@@ -180,8 +190,8 @@ extern "C" __global__ void attn_bwd_dkv_simt(bf16_t *dk, bf16_t *dv, const bf16_
 			}
 			s = warp_sum(s) * scale;
 			dp = warp_sum(dp);
-			float p = expf(s - lse[(long long)h * Ntok + i]);
-			float ds = p * (dp - dsum[(long long)h * Ntok + i]);
+			float p = expf(s - lse[lse_at(i, h, Hq, T)]);
+			float ds = p * (dp - dsum[lse_at(i, h, Hq, T)]);
 			for (int t = 0; t < ATT_PER_LANE; t++) {
 				int d = lane + 32 * t;
 				if (d < D) {
@@ -234,12 +244,15 @@ __device__ __forceinline__ u32 smem_u32(const void *p) {
 // valid is false (src-size 0 reads nothing).
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
 	int n = valid ? 16 : 0;
-	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(n));
+	// "memory": the asm writes shared memory the compiler cannot see
+	// through the 32-bit address, so without the clobber it may keep stale
+	// shared values in registers or move accesses across the copy.
+	asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(n) : "memory");
 }
 
 __device__ __forceinline__ void cp_async_wait_all() {
-	asm volatile("cp.async.commit_group;\n" ::);
-	asm volatile("cp.async.wait_group 0;\n" ::);
+	asm volatile("cp.async.commit_group;\n" ::: "memory");
+	asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 
 // mma_bf16: c += A(16x16, row) * B(16x8, col), fp32 accumulate. Fragment
@@ -269,8 +282,8 @@ __device__ __forceinline__ void load_tile(bf16_t *dst, const bf16_t *src, long l
 
 template <int D>
 __device__ __forceinline__ void attn_fwd_mma(bf16_t *out, long long ldo, float *lse, const bf16_t *q, long long ldq,
-	const bf16_t *k, const bf16_t *v, long long ldk, const int *cu_seqlens, const int *tiles, int Ntok, int Hq, int Hk,
-	float scale) {
+	const bf16_t *k, const bf16_t *v, long long ldk, const int *cu_seqlens, const int *tiles, int Ntok, int T, int Hq,
+	int Hk, float scale) {
 	const int LDS = D + ATT_PAD;
 	bf16_t *sQ = (bf16_t *)pc_dyn_smem;
 	bf16_t *sK = sQ + ATT_BR * LDS;
@@ -372,18 +385,18 @@ __device__ __forceinline__ void attn_fwd_mma(bf16_t *out, long long ldo, float *
 		bf16_t *orow = out + (long long)(s0 + row) * ldo + h * D + tg * 2;
 		for (int dt = 0; dt < D / 8; dt++)
 			*(u32 *)(orow + dt * 8) = pack_bf16x2(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv);
-		if (tg == 0) lse[(long long)h * Ntok + s0 + row] = (mrow[r] + log2f(l)) * PC_LN2;
+		if (tg == 0) lse[lse_at(s0 + row, h, Hq, T)] = (mrow[r] + log2f(l)) * PC_LN2;
 	}
 }
 
 extern "C" __global__ void __launch_bounds__(128) attn_fwd_mma_d64(bf16_t *out, long long ldo, float *lse,
 	const bf16_t *q, long long ldq, const bf16_t *k, const bf16_t *v, long long ldk, const int *cu_seqlens,
-	const int *tiles, int Ntok, int Hq, int Hk, float scale) {
-	attn_fwd_mma<64>(out, ldo, lse, q, ldq, k, v, ldk, cu_seqlens, tiles, Ntok, Hq, Hk, scale);
+	const int *tiles, int Ntok, int T, int Hq, int Hk, float scale) {
+	attn_fwd_mma<64>(out, ldo, lse, q, ldq, k, v, ldk, cu_seqlens, tiles, Ntok, T, Hq, Hk, scale);
 }
 
 extern "C" __global__ void __launch_bounds__(128) attn_fwd_mma_d128(bf16_t *out, long long ldo, float *lse,
 	const bf16_t *q, long long ldq, const bf16_t *k, const bf16_t *v, long long ldk, const int *cu_seqlens,
-	const int *tiles, int Ntok, int Hq, int Hk, float scale) {
-	attn_fwd_mma<128>(out, ldo, lse, q, ldq, k, v, ldk, cu_seqlens, tiles, Ntok, Hq, Hk, scale);
+	const int *tiles, int Ntok, int T, int Hq, int Hk, float scale) {
+	attn_fwd_mma<128>(out, ldo, lse, q, ldq, k, v, ldk, cu_seqlens, tiles, Ntok, T, Hq, Hk, scale);
 }

@@ -38,14 +38,22 @@ extern "C" __global__ void bf16_to_f32(float *dst, const bf16_t *src, long long 
 		dst[i] = bf2f(src[i]);
 }
 
-// acc += fp32(src): bf16 gradients of one micro-batch into the fp32
-// gradient buffer (gradients are reduced in fp32).
-extern "C" __global__ void accumulate_bf16_f32(float *acc, const bf16_t *src, long long n) {
-	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-		acc[i] += bf2f(src[i]);
+// acc += fp32(src): every gradient sum (a bf16 branch gradient into the
+// fp32 residual-stream gradient, micro-batch gradients into the fp32
+// gradient buffer) is accumulated in fp32. acc_bf16, when not null,
+// receives bf16(acc) after the update, the operand of the next bf16 GEMM,
+// in the same pass.
+extern "C" __global__ void accumulate_bf16_f32(float *acc, bf16_t *acc_bf16, const bf16_t *src, long long n) {
+	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+		float v = acc[i] + bf2f(src[i]);
+		acc[i] = v;
+		if (acc_bf16) acc_bf16[i] = f2bf(v);
+	}
 }
 
-// out = a + b (bf16; out may alias a or b): residual connections.
+// out = a + b (bf16; out may alias a or b): the forward residual
+// connections only, whose activations are bf16 anyway. Gradients are never
+// summed here (accumulate_bf16_f32).
 extern "C" __global__ void add_bf16(bf16_t *out, const bf16_t *a, const bf16_t *b, long long n) {
 	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
 		out[i] = f2bf(bf2f(a[i]) + bf2f(b[i]));

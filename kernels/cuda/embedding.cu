@@ -18,16 +18,24 @@ extern "C" __global__ void embedding_fwd(bf16_t *out, const bf16_t *table, const
 }
 
 // embedding_bwd: dtable (V, C) fp32 += dout[r] (bf16) for every row r with
-// id ids[r] (engine.EmbeddingBackward). fp32 atomics: the sum order of
-// repeated ids is not fixed, so results agree with the CPU to fp32 rounding,
-// not bitwise. Invalid ids are skipped (the forward already reported them).
-//   grid (N), block 256.
-extern "C" __global__ void embedding_bwd(float *dtable, const bf16_t *dout, const int *ids, int n, int C, int V) {
-	int r = blockIdx.x;
-	if (r >= n) return;
-	int id = ids[r];
-	if (id < 0 || id >= V) return;
-	float *d = dtable + (long long)id * C;
-	const bf16_t *g = dout + (long long)r * C;
-	for (int j = threadIdx.x; j < C; j += blockDim.x) atomicAdd(&d[j], bf2f(g[j]));
+// id ids[r] (engine.EmbeddingBackward), deterministically: the host groups
+// the rows by id (kernels.EmbeddingBwdPlan, a stable sort of the batch's
+// ids): uniq[u] is the u-th distinct valid id and rows[offsets[u] ..
+// offsets[u+1]) are its rows in increasing order. Block u owns dtable row
+// uniq[u] alone and adds its rows in that order, one fp32 rounding per add
+// as the CPU loop, so the result is bitwise the CPU's and the same on
+// every run (fp32 atomics would sum repeated ids in a random order).
+// Invalid ids are left out by the plan (the forward reported them).
+//   grid (nuniq), block 256.
+extern "C" __global__ void embedding_bwd(float *dtable, const bf16_t *dout, const int *uniq, const int *offsets,
+	const int *rows, int nuniq, int C) {
+	int u = blockIdx.x;
+	if (u >= nuniq) return;
+	float *d = dtable + (long long)uniq[u] * C;
+	int r0 = offsets[u], r1 = offsets[u + 1];
+	for (int j = threadIdx.x; j < C; j += blockDim.x) {
+		float acc = d[j];
+		for (int i = r0; i < r1; i++) acc += bf2f(dout[(long long)rows[i] * C + j]);
+		d[j] = acc;
+	}
 }

@@ -29,8 +29,10 @@ extern "C" __global__ void paged_kv_write(bf16_t *kc, bf16_t *vc, const bf16_t *
 // cached positions 0..row_pos[r] of its sequence (so one kernel serves
 // decode and chunked prefill into an existing cache; the row's own key must
 // already be written by paged_kv_write).
-//   q: (rows, ldq) bf16. D <= 256. scale = 1/sqrt(D).
-//   grid (rows, Hq), block 128 = 4 warps. Warp w takes positions w, w+4, ...
+//   q: (rows, ldq) bf16. D <= 256 (PG_MAXD). scale = 1/sqrt(D).
+//   grid (rows, Hq), block exactly 128 = 4 warps (PG_WARPS: the shared
+//   merge buffers and the position stride assume it; the Go launcher
+//   rejects any other block and D > 256). Warp w takes positions w, w+4, ...
 //   with lanes over head dims and its own online softmax; the four partial
 //   (max, sum, acc) states are merged through shared memory at the end.
 #define PG_MAXD 256

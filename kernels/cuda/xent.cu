@@ -42,13 +42,16 @@ extern "C" __global__ void xent_fwd_bwd(float *logits, bf16_t *dlogits_bf16, flo
 		}
 		return;
 	}
+	// A -inf logit (a masked vocabulary slot) adds nothing; skipping it
+	// explicitly matters while m is still -inf, where exp(v - m) would be
+	// exp(-inf - -inf) = NaN.
 	float m = -PC_INF, s = 0.f;
 	for (int j = threadIdx.x; j < V; j += blockDim.x) {
 		float v = z[j];
 		if (v > m) {
 			s = s * expf(m - v) + 1.f;
 			m = v;
-		} else {
+		} else if (v != -PC_INF) {
 			s += expf(v - m);
 		}
 	}
@@ -109,7 +112,9 @@ extern "C" __global__ void logsumexp_rows(float *lse, const float *logits, int R
 
 // token_logprobs: out[r] = logits[r, tokens[r]] * inv_temp - lse[r] (lse from
 // logsumexp_rows with the same inv_temp): the per-token log-probs GRPO's
-// policy ratio and KL need. A token outside [0, V) gives 0 and sets *err.
+// policy ratio and KL need. The ignore index -100 gives 0, as
+// engine.LMHeadTokenStats; any other token outside [0, V) gives 0 and sets
+// *err.
 //   grid (ceil(R/256)), block 256.
 extern "C" __global__ void token_logprobs(float *out, const float *logits, const float *lse, const int *tokens, int R,
 	int V, float inv_temp, int *err) {
@@ -117,7 +122,7 @@ extern "C" __global__ void token_logprobs(float *out, const float *logits, const
 	if (r >= R) return;
 	int t = tokens[r];
 	if (t < 0 || t >= V) {
-		set_err(err, r);
+		if (t != -100) set_err(err, r);
 		out[r] = 0.f;
 		return;
 	}

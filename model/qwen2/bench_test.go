@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"purpcode/engine"
+	"purpcode/internal/testref"
 	"purpcode/kernels"
 )
 
@@ -77,7 +78,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		b.Run(lib.name, func(b *testing.B) {
 			blas := kernels.LoadBLAS(kernels.BLASOptions{ForceGo: lib.forceGo})
 			if !lib.forceGo && !blas.IsOpenBLAS() {
-				b.Skipf("OpenBLAS not loaded: %s", blas.FallbackReason())
+				testref.Missing(b, testref.NeedOpenBLAS, blas.FallbackReason())
 			}
 			tb := &timedBLAS{inner: blas, stats: map[string]*gemmStat{}}
 			cfg, err := ParseConfig([]byte(benchConfig), "bench")

@@ -521,9 +521,12 @@ type workPool struct {
 func (p *workPool) start(n int, fn func(w, lo, hi int)) {
 	p.fn, p.n = fn, n
 	p.jobs = make(chan int)
+	// Workers range over their own copy: stop clears the field, possibly
+	// before a worker has started.
+	jobs := p.jobs
 	for i := 1; i < n; i++ {
 		go func() {
-			for w := range p.jobs {
+			for w := range jobs {
 				p.chunk(w)
 				p.wg.Done()
 			}

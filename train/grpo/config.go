@@ -1,10 +1,9 @@
 package grpo
 
 import (
-	"fmt"
-	"purpcode/train"
-	"strings"
+	"math"
 
+	"purpcode/train"
 	"purpcode/train/optim"
 )
 
@@ -50,8 +49,12 @@ type Config struct {
 	Eps         float64 `yaml:"eps"`
 	Clip        float64 `yaml:"clip"` // global grad-norm limit
 
-	ClipLow     float64 `yaml:"clip_low"`
-	ClipHigh    float64 `yaml:"clip_high"`
+	ClipLow  float64 `yaml:"clip_low"`
+	ClipHigh float64 `yaml:"clip_high"`
+	// ClipRatioC is verl's dual clip: for a negative advantage A the
+	// per-token loss is capped at -A * clip_ratio_c. Omitted: 3 (verl's
+	// default, on); 0 turns it off; otherwise it must exceed 1.
+	ClipRatioC  float64 `yaml:"clip_ratio_c"`
 	KLCoef      float64 `yaml:"kl_coef"`
 	EntropyCoef float64 `yaml:"entropy_coef"`
 	PPOEpochs   int     `yaml:"ppo_epochs"`   // passes over the step's data
@@ -68,13 +71,13 @@ type Config struct {
 }
 
 // DefaultConfig holds PurpCode's RL defaults where they apply to any model
-// size (group of 8, clip 0.2/0.25, KL 0.001, 4x max roll).
+// size (group of 8, clip 0.2/0.25, dual clip 3, KL 0.001, 4x max roll).
 func DefaultConfig() Config {
 	return Config{
 		Steps: 100, PromptsPerStep: 8, GroupSize: 8, Sampling: SamplingSingleStep, MaxRollFactor: 4,
 		Temperature: 1, TopP: 1, MaxPromptLen: 512, MaxResponseLen: 512, Prefix: "## Analysis\n", RolloutBatch: 32,
 		LR: 1e-6, Schedule: optim.Constant, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Clip: 1,
-		ClipLow: 0.2, ClipHigh: 0.25, KLCoef: 0.001, PPOEpochs: 1, MiniBatches: 1,
+		ClipLow: 0.2, ClipHigh: 0.25, ClipRatioC: DefaultClipRatioC, KLCoef: 0.001, PPOEpochs: 1, MiniBatches: 1,
 		NoCodeScore: 0.8, SaveEvery: 50,
 	}
 }
@@ -84,24 +87,25 @@ func LoadConfigFile(path string, cfg *Config) error { return train.LoadYAMLFile(
 
 // Validate reports every bad field at once.
 func (c *Config) Validate() error {
-	var errs []string
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, field+": "+fmt.Sprintf(format, args...))
-	}
+	p := train.NewProblems("rl config")
+	bad := p.Add
+	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	if c.Model == "" {
-		bad("model", "required")
+		bad("model", "missing; want a Hugging Face model directory")
 	}
 	if len(c.Data) == 0 {
-		bad("data", "at least one prompt file is required")
+		bad("data", "missing; want one or more prompt JSONL files")
 	}
 	if c.Out == "" {
-		bad("out", "required")
+		bad("out", "missing; want an output directory")
 	}
-	positive := map[string]int{"steps": c.Steps, "prompts_per_step": c.PromptsPerStep, "max_prompt_len": c.MaxPromptLen,
-		"max_response_len": c.MaxResponseLen, "rollout_batch": c.RolloutBatch, "ppo_epochs": c.PPOEpochs, "mini_batches": c.MiniBatches}
-	for k, v := range positive {
-		if v <= 0 {
-			bad(k, "%d must be positive", v)
+	for _, kv := range []struct {
+		key string
+		v   int
+	}{{"steps", c.Steps}, {"prompts_per_step", c.PromptsPerStep}, {"max_prompt_len", c.MaxPromptLen},
+		{"max_response_len", c.MaxResponseLen}, {"rollout_batch", c.RolloutBatch}, {"ppo_epochs", c.PPOEpochs}, {"mini_batches", c.MiniBatches}} {
+		if kv.v <= 0 {
+			bad(kv.key, "%d: want at least 1", kv.v)
 		}
 	}
 	if c.GroupSize < 2 {
@@ -110,36 +114,72 @@ func (c *Config) Validate() error {
 	switch c.Sampling {
 	case SamplingSingleStep, SamplingDAPO, SamplingNone:
 	default:
-		bad("sampling", "%q (want %s, %s or %s)", c.Sampling, SamplingSingleStep, SamplingDAPO, SamplingNone)
+		bad("sampling", "%q: want %s, %s or %s", c.Sampling, SamplingSingleStep, SamplingDAPO, SamplingNone)
 	}
-	if c.MaxRollFactor < 1 {
-		bad("max_roll_factor", "%v must be >= 1", c.MaxRollFactor)
+	if !finite(c.MaxRollFactor) || c.MaxRollFactor < 1 {
+		bad("max_roll_factor", "%v: want a value >= 1", c.MaxRollFactor)
 	}
-	if c.Temperature < 0 || c.TopP <= 0 || c.TopP > 1 || c.TopK < 0 {
-		bad("temperature/top_p/top_k", "temperature %v >= 0, top_p %v in (0, 1], top_k %d >= 0 required", c.Temperature, c.TopP, c.TopK)
+	if !finite(c.Temperature) || c.Temperature < 0 {
+		bad("temperature", "%v: want a value >= 0 (0: greedy)", c.Temperature)
 	}
-	if c.LR <= 0 {
-		bad("lr", "%v must be positive", c.LR)
+	if !(c.TopP > 0 && c.TopP <= 1) {
+		bad("top_p", "%v: want a value in (0, 1]", c.TopP)
 	}
-	if err := (optim.Schedule{Kind: c.Schedule, LR: c.LR, Warmup: c.Warmup, Total: max(c.Steps, 1), MinRatio: c.MinLRRatio}).Validate(); err != nil {
-		bad("schedule", "%v", err)
+	if c.TopK < 0 {
+		bad("top_k", "%d: want >= 0 (0: off)", c.TopK)
 	}
-	if c.ClipLow < 0 || c.ClipLow >= 1 || c.ClipHigh < 0 {
-		bad("clip_low/clip_high", "want 0 <= clip_low < 1 and clip_high >= 0, got %v and %v", c.ClipLow, c.ClipHigh)
+	if !finite(c.LR) || c.LR <= 0 {
+		bad("lr", "%v: want a finite value > 0", c.LR)
 	}
-	if c.KLCoef < 0 || c.EntropyCoef < 0 || c.Clip < 0 || c.WeightDecay < 0 {
-		bad("kl_coef/entropy_coef/clip/weight_decay", "must not be negative")
+	switch c.Schedule {
+	case optim.Constant, optim.Cosine, optim.Linear:
+	default:
+		bad("schedule", "%q: want %s, %s or %s", c.Schedule, optim.Constant, optim.Cosine, optim.Linear)
+	}
+	if c.Warmup < 0 {
+		bad("warmup", "%d: want >= 0", c.Warmup)
+	}
+	if !(c.MinLRRatio >= 0 && c.MinLRRatio <= 1) {
+		bad("min_lr_ratio", "%v: want a value in [0, 1]", c.MinLRRatio)
+	}
+	if !(c.Beta1 >= 0 && c.Beta1 < 1) {
+		bad("beta1", "%v: want a value in [0, 1)", c.Beta1)
+	}
+	if !(c.Beta2 >= 0 && c.Beta2 < 1) {
+		bad("beta2", "%v: want a value in [0, 1)", c.Beta2)
+	}
+	if !finite(c.Eps) || c.Eps <= 0 {
+		bad("eps", "%v: want a finite value > 0", c.Eps)
+	}
+	if !(c.ClipLow >= 0 && c.ClipLow < 1) {
+		bad("clip_low", "%v: want a value in [0, 1)", c.ClipLow)
+	}
+	if !finite(c.ClipHigh) || c.ClipHigh < 0 {
+		bad("clip_high", "%v: want a finite value >= 0", c.ClipHigh)
+	}
+	if c.ClipRatioC != 0 && !(c.ClipRatioC > 1) {
+		bad("clip_ratio_c", "%v: want 0 (dual clip off) or a value above 1 (verl's default 3)", c.ClipRatioC)
+	}
+	for _, kv := range []struct {
+		key string
+		v   float64
+	}{{"kl_coef", c.KLCoef}, {"entropy_coef", c.EntropyCoef}, {"clip", c.Clip}, {"weight_decay", c.WeightDecay}, {"no_code_score", c.NoCodeScore}} {
+		if !finite(kv.v) || kv.v < 0 {
+			bad(kv.key, "%v: want a finite value >= 0", kv.v)
+		}
 	}
 	if c.PackLen != 0 && c.PackLen < c.MaxPromptLen+c.MaxResponseLen {
 		bad("pack_len", "%d is shorter than max_prompt_len + max_response_len = %d", c.PackLen, c.MaxPromptLen+c.MaxResponseLen)
 	}
-	if c.SaveEvery < 0 || c.Keep < 0 || c.ScoreWorkers < 0 {
-		bad("save_every/keep/score_workers", "must not be negative")
+	for _, kv := range []struct {
+		key string
+		v   int
+	}{{"save_every", c.SaveEvery}, {"keep", c.Keep}, {"score_workers", c.ScoreWorkers}} {
+		if kv.v < 0 {
+			bad(kv.key, "%d: want >= 0", kv.v)
+		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid rl config:\n  %s", strings.Join(errs, "\n  "))
-	}
-	return nil
+	return p.Err()
 }
 
 func (c *Config) packLen() int {

@@ -15,6 +15,7 @@ import "math"
 //
 //	ratio_t = exp(logp_t - logp_old_t)
 //	obj_t   = min(ratio_t * A, clip(ratio_t, 1 - eps_low, 1 + eps_high) * A)
+//	obj_t   = max(obj_t, c * A)   when A < 0 and c > 0 (dual clip)
 //	kl_t    = exp(logp_ref_t - logp_t) - (logp_ref_t - logp_t) - 1   ("k3", >= 0)
 //	H_t     = entropy of the policy's next-token distribution at t
 //
@@ -23,10 +24,20 @@ import "math"
 //
 //	L = (1/T) * sum_t [ -obj_t + kl_coef * kl_t - entropy_coef * H_t ].
 //
+// The dual clip (Ye et al. 2020, "Mastering Complex Control in MOBA Games
+// with Deep Reinforcement Learning"; verl's clip_ratio_c, 3 by default, which
+// PurpCode's runs used) bounds what one token of a response with negative
+// advantage can cost: min(ratio, clip(ratio)) * A is unbounded below as
+// the policy raises a bad token's probability past the sampler's, so the
+// per-token loss -obj_t is capped at -c * A (a ratio above c adds no
+// gradient). c = 0 turns it off; otherwise c must exceed 1 (with c <= 1 the
+// cap would cut ordinary ratios near 1).
+//
 // There are no other terms (no value function, no length normalisation per
 // response). Gradients with respect to logp_t:
 //
-//	d(-obj_t)/dlogp_t = -ratio_t * A  when the unclipped term is the minimum, else 0
+//	d(-obj_t)/dlogp_t = -ratio_t * A  when the unclipped term is the minimum
+//	                    and the dual clip does not cap it, else 0
 //	d(kl_t)/dlogp_t   = 1 - exp(logp_ref_t - logp_t)
 //
 // and the entropy term's gradient is taken through the full distribution
@@ -36,13 +47,17 @@ import "math"
 type LossConfig struct {
 	ClipLow     float64 // eps_low, default 0.2
 	ClipHigh    float64 // eps_high, default 0.25
+	ClipRatioC  float64 // dual clip c for negative advantages, default 3; 0 = off
 	KLCoef      float64 // default 0.001
 	EntropyCoef float64 // default 0 (off)
 }
 
+// DefaultClipRatioC is verl's clip_ratio_c.
+const DefaultClipRatioC = 3
+
 // DefaultLossConfig returns the PurpCode/verl defaults.
 func DefaultLossConfig() LossConfig {
-	return LossConfig{ClipLow: 0.2, ClipHigh: 0.25, KLCoef: 0.001}
+	return LossConfig{ClipLow: 0.2, ClipHigh: 0.25, ClipRatioC: DefaultClipRatioC, KLCoef: 0.001}
 }
 
 // AdvantageEps is added to the group standard deviation.
@@ -85,12 +100,14 @@ type TokenTerms struct {
 	Ratio   float64 // exp(logp - logp_old)
 	Obj     float64 // clipped surrogate objective
 	Clipped bool    // the clipped term was the minimum (zero gradient)
+	Capped  bool    // the dual clip capped a negative advantage's loss (zero gradient)
 	KL      float64 // k3 estimate of KL(policy || reference)
 	DObj    float64 // d(obj)/d(logp)
 	DKL     float64 // d(kl)/d(logp)
 }
 
-// Token evaluates the clipped surrogate and the k3 KL for one token.
+// Token evaluates the clipped surrogate (with the dual clip) and the k3 KL
+// for one token.
 func (c LossConfig) Token(logp, oldLogp, refLogp, adv float64) TokenTerms {
 	ratio := math.Exp(logp - oldLogp)
 	clipped := math.Min(math.Max(ratio, 1-c.ClipLow), 1+c.ClipHigh)
@@ -100,6 +117,9 @@ func (c LossConfig) Token(logp, oldLogp, refLogp, adv float64) TokenTerms {
 		tt.Obj, tt.DObj = un, un
 	} else {
 		tt.Obj, tt.Clipped = cl, true
+	}
+	if floor := c.ClipRatioC * adv; c.ClipRatioC > 0 && adv < 0 && tt.Obj < floor {
+		tt.Obj, tt.DObj, tt.Capped = floor, 0, true
 	}
 	d := refLogp - logp
 	tt.KL = math.Exp(d) - d - 1

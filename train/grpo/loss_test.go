@@ -60,17 +60,59 @@ func TestTokenDerivatives(t *testing.T) {
 	}
 }
 
+// TestCoefficientsAreTokenMean checks the logp and entropy coefficients of
+// one on-policy token against values worked out by hand: ratio 1, A = 0.5
+// (unclipped, d(obj)/dlogp = 0.5), logp_ref - logp = -0.2 so
+// d(kl)/dlogp = 1 - e^-0.2 = 0.18126924692201818, over T = 10 tokens:
+//
+//	coef_logp = (-0.5 + 0.001 * 0.18126924692201818) / 10 = -0.0499818730753078
+//	coef_ent  = -0.01 / 10 = -0.001
 func TestCoefficientsAreTokenMean(t *testing.T) {
-	cfg := LossConfig{ClipLow: 0.2, ClipHigh: 0.25, KLCoef: 0.001, EntropyCoef: 0.01}
-	tt := cfg.Token(-1, -1, -1.2, 0.5)
-	a, e := cfg.Coefficients(tt, 10)
-	if !near(a, (-tt.DObj+0.001*tt.DKL)/10, 1e-15) || !near(e, -0.001, 1e-15) {
-		t.Fatalf("coefficients %v %v", a, e)
+	cfg := LossConfig{ClipLow: 0.2, ClipHigh: 0.25, ClipRatioC: 3, KLCoef: 0.001, EntropyCoef: 0.01}
+	a, e := cfg.Coefficients(cfg.Token(-1, -1, -1.2, 0.5), 10)
+	if !near(a, -0.0499818730753078, 1e-15) || !near(e, -0.001, 1e-15) {
+		t.Fatalf("coefficients %.17g %.17g, want -0.0499818730753078 -0.001", a, e)
 	}
 	if adv := GroupAdvantages([]float64{0.7}); adv[0] != 0 {
 		t.Fatalf("single-sample group advantage %v", adv)
 	}
 	if adv := GroupAdvantages([]float64{1, 1, 1}); adv[0] != 0 || adv[2] != 0 {
 		t.Fatalf("zero-variance group advantage %v", adv)
+	}
+}
+
+// TestDualClip checks verl's dual clip (clip_ratio_c = 3) on hand-computed
+// tokens, clip range [0.8, 1.25]:
+//
+//	ratio 4, A = -0.5: min(4 * -0.5, 1.25 * -0.5) = -2 is below c * A = -1.5,
+//	                   so obj = -1.5 (per-token loss 1.5 = -A * c), no gradient;
+//	                   without the dual clip obj = -2, d(obj)/dlogp = -2.
+//	ratio 2, A = -0.5: min(-1, -0.625) = -1 is above -1.5: unchanged, gradient -1.
+//	ratio 4, A = +0.5: min(2, 0.625) = 0.625 (clipped): the dual clip is for A < 0.
+func TestDualClip(t *testing.T) {
+	const old = -2.0
+	dual := LossConfig{ClipLow: 0.2, ClipHigh: 0.25, ClipRatioC: 3}
+	off := dual
+	off.ClipRatioC = 0
+	for _, c := range []struct {
+		name          string
+		ratio, adv    float64
+		cfg           LossConfig
+		obj, dObj     float64
+		capped, clipd bool
+	}{
+		{"ratio 4 > c, A < 0", 4, -0.5, dual, -1.5, 0, true, false},
+		{"ratio 4, dual clip off", 4, -0.5, off, -2, -2, false, false},
+		{"ratio 2 < c, A < 0", 2, -0.5, dual, -1, -1, false, false},
+		{"ratio 2, dual clip off", 2, -0.5, off, -1, -1, false, false},
+		{"ratio 4, A > 0", 4, 0.5, dual, 0.625, 0, false, true},
+	} {
+		tt := c.cfg.Token(old+math.Log(c.ratio), old, old, c.adv)
+		if !near(tt.Obj, c.obj, 1e-12) || !near(tt.DObj, c.dObj, 1e-12) || tt.Capped != c.capped || tt.Clipped != c.clipd {
+			t.Errorf("%s: obj %v dObj %v capped %v clipped %v; want %v %v %v %v", c.name, tt.Obj, tt.DObj, tt.Capped, tt.Clipped, c.obj, c.dObj, c.capped, c.clipd)
+		}
+	}
+	if DefaultLossConfig().ClipRatioC != 3 || DefaultConfig().ClipRatioC != 3 {
+		t.Errorf("dual clip not on by default (c = 3): loss %v, run config %v", DefaultLossConfig().ClipRatioC, DefaultConfig().ClipRatioC)
 	}
 }

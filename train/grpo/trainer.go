@@ -610,7 +610,7 @@ func (r *runner) stats(model *qwen2.Model, pb *packedBatch, seqs []*sequence, ds
 }
 
 func (c *Config) lossConfig() LossConfig {
-	return LossConfig{ClipLow: c.ClipLow, ClipHigh: c.ClipHigh, KLCoef: c.KLCoef, EntropyCoef: c.EntropyCoef}
+	return LossConfig{ClipLow: c.ClipLow, ClipHigh: c.ClipHigh, ClipRatioC: c.ClipRatioC, KLCoef: c.KLCoef, EntropyCoef: c.EntropyCoef}
 }
 
 // loadPrompts reads the prompt files, drops skip-listed ids and prompts
@@ -703,7 +703,7 @@ func (c *Config) fingerprint() (map[string]string, error) {
 		"top_k": strconv.Itoa(c.TopK), "max_prompt_len": strconv.Itoa(c.MaxPromptLen), "max_response_len": strconv.Itoa(c.MaxResponseLen),
 		"prefix": c.Prefix, "lr": f(c.LR), "schedule": c.Schedule, "warmup": strconv.Itoa(c.Warmup), "min_lr_ratio": f(c.MinLRRatio),
 		"weight_decay": f(c.WeightDecay), "beta1": f(c.Beta1), "beta2": f(c.Beta2), "eps": f(c.Eps), "clip": f(c.Clip),
-		"clip_low": f(c.ClipLow), "clip_high": f(c.ClipHigh), "kl_coef": f(c.KLCoef), "entropy_coef": f(c.EntropyCoef),
+		"clip_low": f(c.ClipLow), "clip_high": f(c.ClipHigh), "clip_ratio_c": f(c.ClipRatioC), "kl_coef": f(c.KLCoef), "entropy_coef": f(c.EntropyCoef),
 		"ppo_epochs": strconv.Itoa(c.PPOEpochs), "mini_batches": strconv.Itoa(c.MiniBatches), "pack_len": strconv.Itoa(c.packLen()),
 		"no_code_score": f(c.NoCodeScore), "seed": strconv.FormatUint(c.Seed, 10),
 	}, nil

@@ -1,11 +1,10 @@
 package sft
 
 import (
-	"fmt"
 	"math"
-	"purpcode/train"
 	"strings"
 
+	"purpcode/train"
 	"purpcode/train/data"
 	"purpcode/train/optim"
 )
@@ -16,7 +15,7 @@ type Config struct {
 	Model        string   `yaml:"model"`         // HF model directory to start from
 	Data         []string `yaml:"data"`          // training JSONL files
 	Out          string   `yaml:"out"`           // output directory
-	SeqLen       int      `yaml:"seq_len"`       // tokens per sequence (T)
+	SeqLen       int      `yaml:"seq_len"`       // tokens per sequence (T); 0: the model's limit, at most MaxDefaultSeqLen
 	MicroBatch   int      `yaml:"micro_batch"`   // sequences per micro-batch (B)
 	GradAccum    int      `yaml:"grad_accum"`    // micro-batches per optimizer step
 	LR           float64  `yaml:"lr"`            // peak learning rate
@@ -44,11 +43,16 @@ type Config struct {
 	Overlong     string   `yaml:"overlong"`      // truncate | skip
 }
 
+// MaxDefaultSeqLen caps the sequence length chosen when seq_len is 0: a
+// model's max_position_embeddings (32768 for Qwen2.5) is far more than SFT
+// rows need and than activations fit.
+const MaxDefaultSeqLen = 2048
+
 // DefaultConfig returns the defaults (those of HF's Trainer where one
 // exists: AdamW betas 0.9/0.999, eps 1e-8, clip 1.0).
 func DefaultConfig() Config {
 	return Config{
-		SeqLen: 2048, MicroBatch: 1, GradAccum: 1, LR: 1e-5, Schedule: optim.Cosine,
+		MicroBatch: 1, GradAccum: 1, LR: 1e-5, Schedule: optim.Cosine,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Clip: 1, Epochs: 1, SaveEvery: 500,
 		TrainOn: data.TrainLastAssistant, Optimizer: "adamw", Overlong: data.OverlongTruncate,
 	}
@@ -60,10 +64,8 @@ func LoadConfigFile(path string, cfg *Config) error { return train.LoadYAMLFile(
 
 // Validate checks every field and reports all problems at once.
 func (c *Config) Validate() error {
-	var errs []string
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Sprintf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	p := train.NewProblems("sft config")
+	bad := p.Add
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	if c.Model == "" {
 		bad("model", "missing; want a Hugging Face model directory")
@@ -79,8 +81,8 @@ func (c *Config) Validate() error {
 	if c.Out == "" {
 		bad("out", "missing; want an output directory")
 	}
-	if c.SeqLen < 2 {
-		bad("seq_len", "%d: want at least 2", c.SeqLen)
+	if c.SeqLen != 0 && c.SeqLen < 2 {
+		bad("seq_len", "%d: want at least 2 (or 0: the model's max_position_embeddings, at most %d)", c.SeqLen, MaxDefaultSeqLen)
 	}
 	if c.MicroBatch < 1 {
 		bad("micro_batch", "%d: want at least 1", c.MicroBatch)
@@ -120,10 +122,14 @@ func (c *Config) Validate() error {
 	if !finite(c.Clip) || c.Clip < 0 {
 		bad("clip", "%v: want a finite value >= 0 (0 disables clipping)", c.Clip)
 	}
-	if c.Epochs < 0 || c.MaxSteps < 0 {
-		bad("epochs/max_steps", "epochs %d, max_steps %d: want values >= 0", c.Epochs, c.MaxSteps)
-	} else if c.Epochs == 0 && c.MaxSteps == 0 {
-		bad("epochs/max_steps", "both 0: set epochs or max_steps")
+	if c.Epochs < 0 {
+		bad("epochs", "%d: want >= 0", c.Epochs)
+	}
+	if c.MaxSteps < 0 {
+		bad("max_steps", "%d: want >= 0", c.MaxSteps)
+	}
+	if c.Epochs == 0 && c.MaxSteps == 0 {
+		bad("epochs", "0 and max_steps 0: set one of them")
 	}
 	if c.EvalEvery < 0 {
 		bad("eval_every", "%d: want >= 0", c.EvalEvery)
@@ -152,8 +158,5 @@ func (c *Config) Validate() error {
 	default:
 		bad("overlong", "%q: want truncate or skip", c.Overlong)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid sft config: %s", strings.Join(errs, "; "))
-	}
-	return nil
+	return p.Err()
 }

@@ -100,6 +100,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.SeqLen == 0 {
+		cfg.SeqLen = min(MaxDefaultSeqLen, mcfg.MaxPositions)
+	}
 	if cfg.SeqLen > mcfg.MaxPositions {
 		return nil, fmt.Errorf("seq_len %d exceeds the model's max_position_embeddings %d", cfg.SeqLen, mcfg.MaxPositions)
 	}

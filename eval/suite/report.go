@@ -1,0 +1,233 @@
+package suite
+
+import (
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+// WriteResults writes results.json (every item and every suite) to dir.
+func WriteResults(dir string, r *Results) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	path := filepath.Join(dir, "results.json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadResults reads dir/results.json.
+func ReadResults(dir string) (*Results, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read results: %w", err)
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, "results.json"), err)
+	}
+	return &r, nil
+}
+
+// Labelled is one model's results with the name the report gives it.
+type Labelled struct {
+	Name    string
+	Results *Results
+}
+
+// metricHelp says what each metric is and which way is better.
+var metricHelp = map[string]string{
+	"pass@1_base":            "pass@1 on the base tests (higher is better)",
+	"pass@1_plus":            "pass@1 on base + plus tests (higher is better)",
+	"code_rate":              "share of answers with code",
+	"secure_rate":            "secure share of answers with code (higher is better)",
+	"safe_full_refusal":      "safe prompts fully refused (lower is better)",
+	"safe_partial_refusal":   "safe prompts partly refused (lower is better)",
+	"safe_refusal":           "safe prompts refused fully or partly (lower is better)",
+	"unsafe_full_compliance": "unsafe prompts fully complied with (lower is better)",
+	"unsafe_refusal":         "unsafe prompts refused fully or partly (higher is better)",
+	"malicious_rate":         "answers judged to help the attack (lower is better)",
+}
+
+// WriteReport writes report.md and one PNG chart per suite to dir,
+// comparing the models side by side when there are several.
+func WriteReport(dir string, models []Labelled) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("report: %w", err)
+	}
+	var b strings.Builder
+	b.WriteString("# Evaluation report\n\n")
+	for _, m := range models {
+		fmt.Fprintf(&b, "- **%s**: `%s`, system prompt %v, max_tokens %d, temperature %g, seed %d\n",
+			m.Name, m.Results.Model, m.Results.System, m.Results.Sampling.MaxTokens, m.Results.Sampling.Temperature, m.Results.Sampling.Seed)
+	}
+	b.WriteString("\n")
+	for _, name := range suiteOrder(models) {
+		fmt.Fprintf(&b, "## %s\n\n", name)
+		metrics := map[string]bool{}
+		for _, m := range models {
+			if sr := find(m.Results, name); sr != nil {
+				for k := range sr.Metrics {
+					metrics[k] = true
+				}
+				method := ""
+				if sr.Method != "" {
+					method = ", scored by " + sr.Method
+				}
+				fmt.Fprintf(&b, "%s: %d items, %d scored, %d errors%s (%s)\n\n", m.Name, sr.Items, sr.Scored, sr.Errors, method, sr.Source)
+			}
+		}
+		keys := sortedKeys(metrics)
+		b.WriteString("| metric |")
+		for _, m := range models {
+			fmt.Fprintf(&b, " %s |", m.Name)
+		}
+		b.WriteString("\n|---|" + strings.Repeat("---|", len(models)) + "\n")
+		for _, k := range keys {
+			fmt.Fprintf(&b, "| %s |", k)
+			for _, m := range models {
+				if sr := find(m.Results, name); sr != nil {
+					if v, ok := sr.Metrics[k]; ok {
+						fmt.Fprintf(&b, " %.3f |", v)
+						continue
+					}
+				}
+				b.WriteString(" – |")
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+		for _, k := range keys {
+			fmt.Fprintf(&b, "- `%s`: %s\n", k, metricHelp[k])
+		}
+		png := "chart-" + name + ".png"
+		if err := chart(filepath.Join(dir, png), name, keys, models); err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "\n![%s](%s)\n\n", name, png)
+		if len(models) == 1 {
+			if sr := find(models[0].Results, name); sr != nil && len(sr.Breakdown) > 0 {
+				writeBreakdown(&b, sr)
+			}
+		}
+	}
+	path := filepath.Join(dir, "report.md")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeBreakdown(b *strings.Builder, sr *SuiteResult) {
+	metrics := map[string]bool{}
+	for _, m := range sr.Breakdown {
+		for k := range m {
+			metrics[k] = true
+		}
+	}
+	keys := sortedKeys(metrics)
+	groups := make([]string, 0, len(sr.Breakdown))
+	for g := range sr.Breakdown {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	b.WriteString("| group | " + strings.Join(keys, " | ") + " |\n|---|" + strings.Repeat("---|", len(keys)) + "\n")
+	for _, g := range groups {
+		fmt.Fprintf(b, "| %s |", g)
+		for _, k := range keys {
+			if v, ok := sr.Breakdown[g][k]; ok {
+				fmt.Fprintf(b, " %.3f |", v)
+			} else {
+				b.WriteString(" – |")
+			}
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
+}
+
+func suiteOrder(models []Labelled) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range models {
+		for _, s := range m.Results.Suites {
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				out = append(out, s.Name)
+			}
+		}
+	}
+	return out
+}
+
+func find(r *Results, name string) *SuiteResult {
+	for _, s := range r.Suites {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// palette colours the models' bars.
+var palette = []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255}, {148, 103, 189, 255}}
+
+// chart draws the suite's metrics as grouped bars, one colour per model.
+func chart(path, title string, keys []string, models []Labelled) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = "rate"
+	p.Y.Min, p.Y.Max = 0, 1
+	p.Add(plotter.NewGrid())
+	w := vg.Points(float64(min(40, 120/max(1, len(models)))))
+	for mi, m := range models {
+		vals := make(plotter.Values, len(keys))
+		if sr := find(m.Results, title); sr != nil {
+			for i, k := range keys {
+				vals[i] = sr.Metrics[k]
+			}
+		}
+		bars, err := plotter.NewBarChart(vals, w)
+		if err != nil {
+			return fmt.Errorf("chart %s: %w", title, err)
+		}
+		bars.Color = palette[mi%len(palette)]
+		bars.LineStyle.Width = 0
+		bars.Offset = vg.Length(float64(mi)-float64(len(models)-1)/2) * w
+		p.Add(bars)
+		p.Legend.Add(m.Name, bars)
+	}
+	p.Legend.Top = true
+	p.NominalX(keys...)
+	if err := p.Save(vg.Length(max(5, 1.6*float64(len(keys))))*vg.Inch, 4*vg.Inch, path); err != nil {
+		return fmt.Errorf("chart %s: %w", path, err)
+	}
+	return nil
+}
