@@ -3,6 +3,7 @@ package analyzer
 import (
 	"os"
 	"path/filepath"
+	"purpcode/internal/testref"
 	"regexp"
 	"strings"
 	"testing"
@@ -38,7 +39,7 @@ func TestICDFixtures(t *testing.T) {
 	dir := filepath.Join(refsDir(t), "bench", "icd", "semgrep", "python")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.py"))
 	if len(files) == 0 {
-		t.Skipf("no fixtures in %s", dir)
+		testref.Missing(t, testref.NeedRefs, "no ICD Python fixtures in "+dir)
 	}
 	a := newAnalyzer(t)
 	var want, got int
@@ -96,7 +97,7 @@ func TestICDFixtures(t *testing.T) {
 func benchPrograms(t testing.TB) (names, progs []string) {
 	names, progs, err := cleanPrograms(filepath.Join(refsDir(t), "bench"))
 	if err != nil {
-		t.Skipf("%v", err)
+		testref.Missing(t, testref.NeedRefs, err.Error())
 	}
 	return names, progs
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"purpcode/internal/testref"
 	"testing"
 )
 
@@ -16,7 +17,7 @@ func BenchmarkAnalyze(b *testing.B) {
 	path := filepath.Join(refsDir(b), "bench", "cyberseceval", "instruct.json")
 	data, err := os.ReadFile(path)
 	if err != nil {
-		b.Skipf("%s: %v", path, err)
+		testref.Missing(b, testref.NeedRefs, err.Error())
 	}
 	var rows []instructRow
 	if err := json.Unmarshal(data, &rows); err != nil {

@@ -10,6 +10,7 @@ import (
 	"purpcode/engine"
 	"purpcode/eval"
 	"purpcode/generate"
+	"purpcode/internal/testref"
 	"purpcode/model/qwen2"
 	"purpcode/oracle"
 	"purpcode/redteam"
@@ -91,9 +92,10 @@ func TestEmbeddedBaseModelBehaviour(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer an.Close()
+	testref.Sandbox(t)
 	sb, err := sandbox.New(sandbox.Options{})
 	if err != nil {
-		t.Skipf("sandbox unavailable, cannot run the correctness oracle: %v", err)
+		t.Fatalf("sandbox.New (the correctness oracle's sandbox): %v", err)
 	}
 	cfg := oracle.DefaultConfig()
 	cfg.AlwaysRunOracle = true

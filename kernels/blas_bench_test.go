@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	"purpcode/internal/testref"
 )
 
 // BenchmarkSgemm measures the GEMMs of the bench model (1024 tokens, hidden
@@ -35,7 +37,7 @@ func BenchmarkSgemm(b *testing.B) {
 	for _, impl := range impls {
 		b.Run(impl.name, func(b *testing.B) {
 			if impl.name == "openblas" && !impl.blas.IsOpenBLAS() {
-				b.Skipf("not loaded: %s", impl.blas.Name())
+				testref.Missing(b, testref.NeedOpenBLAS, impl.blas.Name())
 			}
 			b.Logf("%s", impl.blas.Name())
 			for _, s := range shapes {

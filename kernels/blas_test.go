@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"purpcode/internal/testref"
 )
 
 // naiveSgemm is the float64 reference: row-major C = alpha*op(A)*op(B) + beta*C,
@@ -168,7 +170,7 @@ func TestSgemmLargerShapes(t *testing.T) {
 func TestOpenBLASMatchesGonum(t *testing.T) {
 	ob := LoadBLAS(BLASOptions{})
 	if !ob.IsOpenBLAS() {
-		t.Skipf("libopenblas not available here: %s", ob.Name())
+		testref.Missing(t, testref.NeedOpenBLAS, ob.Name())
 	}
 	g := LoadBLAS(BLASOptions{ForceGo: true})
 	r := rand.New(rand.NewPCG(5, 6))

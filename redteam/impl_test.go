@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"purpcode/analyzer"
+	"purpcode/internal/testref"
 	"purpcode/oracle"
 	"purpcode/sandbox"
 )
@@ -71,7 +72,7 @@ func findPython(t *testing.T) string {
 			return path
 		}
 	}
-	t.Skip("python3 not found: cannot run the functional checks")
+	testref.Missing(t, testref.NeedSandbox, "python3 not found on PATH: cannot run the functional checks")
 	return ""
 }
 
@@ -128,9 +129,10 @@ func TestChecksInSandbox(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sandbox runs skipped in -short mode")
 	}
+	testref.Sandbox(t)
 	sb, err := sandbox.New(sandbox.Options{Workers: 2})
 	if err != nil {
-		t.Skipf("sandbox unavailable: %v", err)
+		t.Fatalf("sandbox.New: %v", err)
 	}
 	one := map[string]Task{}
 	for _, task := range allTasks(t) {
