@@ -3,8 +3,8 @@ package kernels
 import (
 	"flag"
 	"math"
-	"os"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
