@@ -196,11 +196,15 @@ func adamWGo(w, g, m, v []float32, p AdamWStep) {
 	for i := range w {
 		wi := w[i] * p.DecayMul
 		gi := g[i]
-		mi := m[i] + p.B1c*(gi-m[i])
-		vi := v[i]*p.B2 + p.B2c*gi*gi
+		// The explicit float32 conversions forbid the compiler from fusing a
+		// product into an FMA (the Go spec allows fusion otherwise, and arm64
+		// or GOAMD64=v3 builds do it), which would break bit-identity with the
+		// C kernel and the GPU's all-.rn PTX.
+		mi := m[i] + float32(p.B1c*(gi-m[i]))
+		vi := float32(v[i]*p.B2) + float32(float32(p.B2c*gi)*gi)
 		m[i], v[i] = mi, vi
 		denom := float32(math.Sqrt(float64(vi)))/p.Bc2 + p.Eps
-		w[i] = wi - p.StepSize*(mi/denom)
+		w[i] = wi - float32(p.StepSize*(mi/denom))
 	}
 }
 
