@@ -41,7 +41,6 @@ package engine_test
 // checked in package generate, against its sampler (unexported there).
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -62,14 +61,7 @@ var cudaDevice = flag.String("cuda-device", cudatest.Emulated, cudatest.FlagUsag
 // missing (a failure under CI=true).
 func newKit(t *testing.T) *cudatest.Kit {
 	t.Helper()
-	k, err := cudatest.Open(t, *cudaDevice)
-	if errors.Is(err, cudatest.ErrNoNVRTC) {
-		testref.Missing(t, testref.NeedNVRTC, err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return cudatest.Must(t, *cudaDevice, func(detail string) { testref.Missing(t, testref.NeedNVRTC, detail) })
 }
 
 type (

@@ -20,7 +20,6 @@ package generate
 //	                   the log-probs past that tolerance.
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -36,14 +35,7 @@ var cudaDevice = flag.String("cuda-device", cudatest.Emulated, cudatest.FlagUsag
 
 func newCUDAKit(t *testing.T) *cudatest.Kit {
 	t.Helper()
-	k, err := cudatest.Open(t, *cudaDevice)
-	if errors.Is(err, cudatest.ErrNoNVRTC) {
-		testref.Missing(t, testref.NeedNVRTC, err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return cudatest.Must(t, *cudaDevice, func(detail string) { testref.Missing(t, testref.NeedNVRTC, detail) })
 }
 
 // samplingLogits draws R rows of V logits; row 1 has -inf slots (a masked

@@ -62,7 +62,7 @@ func commandTable() []command {
 		{name: "init", summary: "write a randomly initialised model from a config.json", run: runInit,
 			usage: "--config config.json --out DIR [flags]"},
 		{name: "bench", summary: "throughput: training tokens/s and TFLOP/s, prefill and decode tokens/s", run: runBench},
-		{name: "eval", summary: "held-out metrics: insecure-code, functional pass, refusal and over-refusal rates", run: runEval,
+		{name: "eval", summary: "held-out metrics from the toy world's ground truth, or the public suites with --suite", run: runEval,
 			usage: "--model DIR --data PROMPTS.jsonl [flags]",
 			about: "With --suite NAME[,NAME...] (or --compare DIRS) it runs the paper's public suites instead\n" +
 				"(CyberSecEval, XSTest, HumanEval+, MBPP+, or JSONL suite files) on --model or --endpoint;\n" +

@@ -63,6 +63,22 @@ func Open(t testing.TB, device string) (*Kit, error) {
 	return &Kit{t: t, Ctx: ctx, KS: kernels.NewKernelSet(ctx, n, nil)}, nil
 }
 
+// Must is Open for a test that cannot go on without the device: a missing
+// NVRTC goes to noNVRTC with what was looked for (tests pass
+// testref.Missing's NVRTC form, so CI fails where a user's machine skips);
+// any other error fails the test.
+func Must(t testing.TB, device string, noNVRTC func(detail string)) *Kit {
+	t.Helper()
+	k, err := Open(t, device)
+	if errors.Is(err, ErrNoNVRTC) {
+		noNVRTC(err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func openReal() (*kernels.Context, error) {
 	drv, err := kernels.LoadDriver(kernels.CUDALibOptions{})
 	if err != nil {
