@@ -211,22 +211,21 @@ func (s *Server) model(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
-	var req chatRequest
-	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
-		writeError(w, err)
-		return
-	}
-	j, err := req.job(s.lim, s.cfg.Tokenizer)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	s.serveJob(w, r, j)
+	serveRequest[chatRequest](s, w, r)
 }
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
-	var req completionRequest
-	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+	serveRequest[completionRequest](s, w, r)
+}
+
+// serveRequest decodes a request body of type T, turns it into a job and
+// serves it: the path every generation endpoint shares.
+func serveRequest[T any, PT interface {
+	*T
+	job(limits, *tokenizer.Tokenizer) (*job, error)
+}](s *Server, w http.ResponseWriter, r *http.Request) {
+	req := PT(new(T))
+	if err := decodeBody(w, r, s.cfg.MaxBodyBytes, req); err != nil {
 		writeError(w, err)
 		return
 	}
