@@ -100,3 +100,62 @@ func mustShape(op, what string, t *Tensor, want ...int) {
 		panic(fmt.Sprintf("engine.%s: %s has shape %s, want %s", op, what, ShapeString(t.Shape), ShapeString(want)))
 	}
 }
+
+var _ Backend = (*CPU)(nil)
+
+// Name is "cpu".
+func (c *CPU) Name() string { return "cpu" }
+
+// ActDType is F32: the CPU computes and stores everything in float32.
+func (c *CPU) ActDType() DType { return F32 }
+
+// Alloc returns a zeroed host tensor; the CPU computes in float32 only.
+func (c *CPU) Alloc(dt DType, shape ...int) *Tensor {
+	if dt != F32 {
+		panic("engine.CPU.Alloc: dtype " + dt.String() + ", the CPU backend stores F32 only")
+	}
+	return New(shape...)
+}
+
+// Free is a no-op: host tensors belong to the garbage collector.
+func (c *CPU) Free(*Tensor) {}
+
+// Upload copies src into t.
+func (c *CPU) Upload(t *Tensor, src []float32) {
+	mustF32("Upload", t)
+	if len(src) != len(t.F32) {
+		panic(fmt.Sprintf("engine.Upload: %d values into %s", len(src), ShapeString(t.Shape)))
+	}
+	copy(t.F32, src)
+}
+
+// Download copies t into dst.
+func (c *CPU) Download(dst []float32, t *Tensor) {
+	mustF32("Download", t)
+	if len(dst) != len(t.F32) {
+		panic(fmt.Sprintf("engine.Download: %s into %d values", ShapeString(t.Shape), len(dst)))
+	}
+	copy(dst, t.F32)
+}
+
+// NewWeights wraps the host buffers: the CPU's master and compute weights
+// are one float32 array.
+func (c *CPU) NewWeights(host, grad []float32) *Weights {
+	w := FromF32(host, len(host))
+	return &Weights{Master: w, Compute: w, Grad: FromF32(grad, len(grad))}
+}
+
+// GatherRows copies rows[i] of src (N, C) into row i of dst (len(rows), C).
+func (c *CPU) GatherRows(dst, src *Tensor, rows []int) {
+	mustF32("GatherRows", dst, src)
+	n, ch := rowsCols(src)
+	if dst.Numel() != len(rows)*ch {
+		panic(fmt.Sprintf("engine.GatherRows: dst %s for %d rows of %s", ShapeString(dst.Shape), len(rows), ShapeString(src.Shape)))
+	}
+	for i, r := range rows {
+		if r < 0 || r >= n {
+			panic(fmt.Sprintf("engine.GatherRows: row %d of %s", r, ShapeString(src.Shape)))
+		}
+		copy(dst.F32[i*ch:(i+1)*ch], src.F32[r*ch:(r+1)*ch])
+	}
+}

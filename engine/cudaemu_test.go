@@ -557,7 +557,8 @@ func TestCUDAAdamW(t *testing.T) {
 	const n, nDecay = 3001, 2000
 	cfg := optim.AdamWConfig{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}
 	segs := []optim.Segment{{Name: "w", Off: 0, N: nDecay, Decay: true}, {Name: "norm", Off: nDecay, N: n - nDecay}}
-	opt := optim.NewAdamW(segs, n, cfg)
+	host := cpu()
+	opt := optim.NewAdamW(host, segs, n, cfg)
 	w := randn(r, n, 0.5)
 	pw, pwb, pm, pv := k.Up(w), k.Alloc(2*n), k.Alloc(4*n), k.Alloc(4*n)
 	const G = 4
@@ -574,11 +575,11 @@ func TestCUDAAdamW(t *testing.T) {
 		k.Launch("sumsq_final", d3{X: 1, Y: 1, Z: 1}, b256, 0, fin, part, i32(G), maxNorm)
 		var nc [2]float64
 		k.Down(nc[:], fin)
-		norm := optim.ClipGradNorm(g, maxNorm, 0)
+		norm := optim.ClipGradNorm(host, engine.FromF32(g, n), maxNorm)
 		if tol := float64(n) * 0x1p-53 * norm; math.Abs(nc[0]-norm) > tol {
 			t.Fatalf("step %d: sumsq norm %.17g, optim.GlobalNorm %.17g", step, nc[0], norm)
 		}
-		opt.Step(w, g, lr)
+		opt.Step(host.NewWeights(w, g), lr)
 
 		// The launch parameters as optim.AdamW.Step derives them.
 		t64 := float64(step)
@@ -629,7 +630,9 @@ var conformance = map[string]string{
 	"attn_fwd_mma_d64": "TestCUDAAttentionMMA", "attn_fwd_mma_d128": "TestCUDAAttentionMMA",
 	"paged_kv_write": "TestCUDAPagedAttention", "paged_attn": "TestCUDAPagedAttention",
 	"softmax_temp_rows": "generate.TestCUDASoftmaxArgmax", "argmax_rows": "generate.TestCUDASoftmaxArgmax",
-	"sample_rows": "generate.TestCUDASampleRows",
+	"sample_rows":   "generate.TestCUDASampleRows",
+	"bias_add_bf16": "TestCUDABiasAdd", "colsum_partial": "TestCUDABiasGrad", "scale_f32": "TestCUDAScaleF32",
+	"policy_rows": "TestCUDAPolicyRows, TestCUDAPolicyHead, TestCUDAPolicyRowsBadTarget",
 }
 
 func TestCUDAConformanceCoversEveryKernel(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"purpcode/internal/half"
+	"purpcode/kernels"
 )
 
 // DType is the element type of a tensor's storage. CPU compute is always
@@ -52,13 +53,18 @@ func ParseDType(s string) (DType, error) {
 	return 0, fmt.Errorf("unsupported dtype %q (want F32, BF16 or F16)", s)
 }
 
-// Tensor is a row-major host tensor. Exactly one of F32 (for DType F32) or
-// Half (for BF16/F16, raw bit patterns) holds the elements.
+// Tensor is a row-major tensor. On the host, exactly one of F32 (for DType
+// F32) or Half (for BF16/F16, raw bit patterns) holds the elements; on a
+// device, Dev addresses them.
 type Tensor struct {
 	DType DType
 	Shape []int
 	F32   []float32
 	Half  []uint16
+	// Dev is the device address of the first element of a tensor that
+	// lives on a device (0 for a host tensor). Only backends read it; F32
+	// and Half are nil for a device tensor.
+	Dev kernels.DevicePtr
 }
 
 // New returns a zeroed float32 tensor of the given shape.

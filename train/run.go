@@ -84,14 +84,17 @@ type OptimizerConfig struct {
 	WeightDecay, Momentum float64
 }
 
-// NewOptimizer builds the configured optimizer over m's parameters.
-func NewOptimizer(cfg OptimizerConfig, m *qwen2.Model) optim.Optimizer {
+// NewOptimizer builds the configured optimizer over m's parameters, on m's
+// backend.
+func NewOptimizer(cfg OptimizerConfig, m *qwen2.Model) (optim.Optimizer, error) {
 	segs := Segments(m.P)
-	w := m.CPU().Workers()
 	if cfg.Name == "sgd" {
-		return optim.NewSGD(segs, m.P.Count(), optim.SGDConfig{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay, Workers: w})
+		if m.P.Weights.Master.OnDevice() {
+			return nil, fmt.Errorf("optimizer sgd runs on the CPU backend only (device %s); use adamw", m.Backend().Name())
+		}
+		return optim.NewSGD(segs, m.P.Count(), optim.SGDConfig{Momentum: cfg.Momentum, WeightDecay: cfg.WeightDecay}), nil
 	}
-	return optim.NewAdamW(segs, m.P.Count(), optim.AdamWConfig{Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay, Workers: w})
+	return optim.NewAdamW(m.Backend(), segs, m.P.Count(), optim.AdamWConfig{Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}), nil
 }
 
 // Segments describes a model's parameters inside Params.Flat for the
@@ -185,12 +188,12 @@ type Policy struct {
 // is not nil, else from baseDir — builds the optimizer and restores its
 // state, and reads baseDir's tokenizer files for the checkpoints. A
 // checkpoint whose model shape differs from baseDir's is refused.
-func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, cpu *engine.CPU) (*Policy, error) {
+func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, be engine.Backend) (*Policy, error) {
 	dir := baseDir
 	if st != nil {
 		dir = from.Dir
 	}
-	m, err := qwen2.Load(dir, cpu)
+	m, err := qwen2.Load(dir, be)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +210,11 @@ func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 	if err != nil {
 		return nil, err
 	}
-	p := &Policy{Model: m, Opt: NewOptimizer(oc, m), Files: files}
+	opt, err := NewOptimizer(oc, m)
+	if err != nil {
+		return nil, err
+	}
+	p := &Policy{Model: m, Opt: opt, Files: files}
 	p.OptState = OptimizerTensors(p.Opt, m)
 	if st != nil {
 		if st.Optimizer != p.Opt.Name() {
@@ -216,6 +223,7 @@ func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 		if err := LoadOptimizer(from.Dir, p.OptState); err != nil {
 			return nil, err
 		}
+		p.Opt.PushState()
 		p.Opt.SetSteps(st.OptimizerSteps)
 	}
 	return p, nil
@@ -228,6 +236,7 @@ func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 // checkpoint directory.
 func (p *Policy) Save(out string, keep int, st *State, rng encoding.BinaryMarshaler, hook func(string)) (string, error) {
 	st.Optimizer, st.OptimizerSteps = p.Opt.Name(), p.Opt.Steps()
+	p.Opt.PullState()
 	rs, err := rng.MarshalBinary()
 	if err != nil {
 		return "", fmt.Errorf("save %s: random state: %w", out, err)

@@ -90,14 +90,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	// Training: forward, backward and an AdamW update per step.
 	b := randomBatch(cfg, *batch, *seq)
 	acts := m.NewActs(*batch, *seq)
-	opt := train.NewOptimizer(train.OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}, m)
+	opt, err := train.NewOptimizer(train.OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01}, m)
+	if err != nil {
+		return err
+	}
 	trainStep := func() {
 		m.P.ZeroGrad()
 		m.Forward(acts, b)
 		m.Loss(acts, b, true, 1/float32(*batch*(*seq-1)))
 		m.Backward(acts, b)
-		optim.ClipGradNorm(m.P.Grad, 1, cpu.Workers())
-		opt.Step(m.P.Flat, m.P.Grad, 1e-4)
+		optim.ClipGradNorm(m.Backend(), m.P.Weights.Grad, 1)
+		opt.Step(m.P.Weights, 1e-4)
 	}
 	trainStep()
 	t0 := time.Now()

@@ -231,9 +231,14 @@ type Decoder struct {
 	pool     workPool
 }
 
-// NewDecoder returns a decoder for m over kv.
+// NewDecoder returns a decoder for m over kv. The decoder's KV cache and
+// paged attention are host code: m must be on the CPU backend (generate
+// refuses other devices before it gets here).
 func (m *Model) NewDecoder(kv *KVCache) *Decoder {
 	cfg := m.Cfg
+	if m.CPU() == nil {
+		panic("qwen2.NewDecoder: model on " + m.be.Name() + "; the decoder runs on the CPU backend only")
+	}
 	if kv.kvHeads != cfg.KVHeads || kv.headDim != cfg.HeadDim || len(kv.k) != cfg.Layers {
 		panic(fmt.Sprintf("qwen2.NewDecoder: cache for %d layers x %d kv heads x %d dims, model has %d x %d x %d",
 			len(kv.k), kv.kvHeads, kv.headDim, cfg.Layers, cfg.KVHeads, cfg.HeadDim))
@@ -250,7 +255,7 @@ func (m *Model) NewDecoder(kv *KVCache) *Decoder {
 	} {
 		s.v.cols = s.cols
 	}
-	workers := max(1, m.cpu.Workers())
+	workers := max(1, m.CPU().Workers())
 	d.scores = make([][]float32, workers)
 	d.pool.start(workers, d.attnRange)
 	return d
@@ -316,7 +321,7 @@ func (d *Decoder) Step(seqs []StepSeq, all bool) (*engine.Tensor, error) {
 		d.lastRow = append(d.lastRow, len(d.ids)-1)
 	}
 
-	c, ps := m.cpu, m.P
+	c, ps := m.CPU(), m.P
 	x, ln, rstd := d.x.rows(n), d.ln.rows(n), d.rstd.rows(n)
 	q, k, v, att := d.q.rows(n), d.k.rows(n), d.v.rows(n), d.att.rows(n)
 	mid, ln2 := d.mid.rows(n), d.ln2.rows(n)
@@ -384,7 +389,7 @@ func (d *Decoder) attention(layer int, seqs []StepSeq, q, k, v, att *engine.Tens
 				*dst = engine.Tensor{DType: engine.F32, Shape: []int{t, cols}, F32: src.F32[r0*cols : (r0+t)*cols]}
 				return dst
 			}
-			m.cpu.AttentionForward(sub(&d.av, att, m.attDim), d.lse.rows(t*cfg.Heads),
+			m.CPU().AttentionForward(sub(&d.av, att, m.attDim), d.lse.rows(t*cfg.Heads),
 				sub(&d.qv, q, m.attDim), sub(&d.kvw, k, m.kvDim), sub(&d.vvw, v, m.kvDim), nil, sh)
 		} else {
 			paged = true

@@ -13,8 +13,8 @@ import (
 // Load reads a Hugging Face model directory (config.json plus
 // model.safetensors or a sharded index) into a new model. Every tensor's
 // name, shape and dtype is checked; all missing and unexpected tensors are
-// named in one error.
-func Load(dir string, cpu *engine.CPU) (*Model, error) {
+// named in one error. The model computes on be.
+func Load(dir string, be engine.Backend) (*Model, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
@@ -24,10 +24,11 @@ func Load(dir string, cpu *engine.CPU) (*Model, error) {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
 	defer r.Close()
-	m := newEmpty(cfg, cpu)
+	m := newEmpty(cfg)
 	if err := m.loadWeights(r, dir); err != nil {
 		return nil, err
 	}
+	m.bind(be)
 	return m, nil
 }
 
@@ -109,8 +110,10 @@ type SaveOptions struct {
 }
 
 // Save writes the model as a Hugging Face directory (config.json and
-// safetensors), atomically.
+// safetensors), atomically, from the master weights (pulled from the
+// device first when the model is on one).
 func (m *Model) Save(dir string, opts SaveOptions) error {
+	m.P.Pull()
 	cfg := *m.Cfg
 	switch opts.DType {
 	case engine.BF16:

@@ -80,7 +80,7 @@ func TestSaveLoadRoundTripIsExact(t *testing.T) {
 	if err := m.Save(dir, SaveOptions{DType: engine.F32}); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := Load(dir, m.cpu)
+	m2, err := Load(dir, m.Backend())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestLoadErrorsNameTensors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := writeModelDir(t, m, cfg, tc.mutate)
-			_, err := Load(dir, m.cpu)
+			_, err := Load(dir, m.Backend())
 			if err == nil {
 				t.Fatal("Load succeeded")
 			}
@@ -217,7 +217,7 @@ func TestConfigValidation(t *testing.T) {
 func TestLoadMalformedConfigFile(t *testing.T) {
 	m := tinyModel(t, "")
 	dir := writeModelDir(t, m, `{"model_type": "qwen2",`, func(ts []checkpoint.Named) []checkpoint.Named { return ts })
-	_, err := Load(dir, m.cpu)
+	_, err := Load(dir, m.Backend())
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "config.json")) {
 		t.Fatalf("error %v does not name config.json", err)
 	}

@@ -6,34 +6,57 @@ import (
 	"purpcode/engine"
 )
 
-// Model is a Qwen2 causal LM on the CPU engine.
+// Model is a Qwen2 causal LM on a compute backend.
 type Model struct {
 	Cfg    *Config
 	P      *Params
-	cpu    *engine.CPU
-	ropeC  *engine.Tensor // (MaxPositions, HeadDim/2)
+	be     engine.Backend
+	ropeC  *engine.Tensor // (MaxPositions, HeadDim/2) F32, on the backend
 	ropeS  *engine.Tensor
 	attDim int // Heads*HeadDim
 	kvDim  int // KVHeads*HeadDim
 }
 
-// New returns a model with HF-style random initialisation from seed.
-func New(cfg *Config, cpu *engine.CPU, seed uint64) *Model {
-	m := newEmpty(cfg, cpu)
+// New returns a model on be with HF-style random initialisation from seed.
+func New(cfg *Config, be engine.Backend, seed uint64) *Model {
+	m := newEmpty(cfg)
 	m.P.initRandom(cfg.InitializerRange, seed)
+	m.bind(be)
 	return m
 }
 
-func newEmpty(cfg *Config, cpu *engine.CPU) *Model {
-	cos, sin := engine.RoPETable(cfg.MaxPositions, cfg.HeadDim, cfg.RopeTheta)
-	return &Model{
-		Cfg: cfg, P: newParams(cfg), cpu: cpu, ropeC: cos, ropeS: sin,
-		attDim: cfg.Heads * cfg.HeadDim, kvDim: cfg.KVHeads * cfg.HeadDim,
-	}
+// newEmpty lays out a model's host parameters; bind puts it on a backend
+// once the weights are filled in.
+func newEmpty(cfg *Config) *Model {
+	return &Model{Cfg: cfg, P: newParams(cfg), attDim: cfg.Heads * cfg.HeadDim, kvDim: cfg.KVHeads * cfg.HeadDim}
 }
 
-// CPU returns the backend the model computes on.
-func (m *Model) CPU() *engine.CPU { return m.cpu }
+// bind makes be the model's backend: the parameters move to it (a no-op
+// on the CPU, where the host buffers are the weights) and so do the RoPE
+// tables.
+func (m *Model) bind(be engine.Backend) {
+	m.be = be
+	m.P.bind(be)
+	cos, sin := engine.RoPETable(m.Cfg.MaxPositions, m.Cfg.HeadDim, m.Cfg.RopeTheta)
+	m.ropeC, m.ropeS = toBackend(be, cos), toBackend(be, sin)
+}
+
+// toBackend returns a copy of host F32 tensor t on be.
+func toBackend(be engine.Backend, t *engine.Tensor) *engine.Tensor {
+	d := be.Alloc(engine.F32, t.Shape...)
+	be.Upload(d, t.F32)
+	return d
+}
+
+// Backend returns the backend the model computes on.
+func (m *Model) Backend() engine.Backend { return m.be }
+
+// CPU returns the model's backend when it is the CPU one, else nil: the
+// decoder (KV cache, paged attention) runs on the CPU backend only.
+func (m *Model) CPU() *engine.CPU {
+	c, _ := m.be.(*engine.CPU)
+	return c
+}
 
 // Batch is one micro-batch of B rows of T tokens, flattened to N = B*T.
 type Batch struct {
@@ -123,6 +146,7 @@ type layerActs struct {
 // once, reused every step, so the steady state does not allocate.
 type Acts struct {
 	B, T    int
+	be      engine.Backend
 	layers  []layerActs
 	out     *engine.Tensor // (N, C) residual after the last layer
 	lnf     *engine.Tensor // (N, C) final norm output
@@ -135,27 +159,32 @@ type Acts struct {
 	dgate, dup, dac *engine.Tensor
 }
 
-// NewActs allocates activations for micro-batches of shape (B, T).
+// NewActs allocates activations for micro-batches of shape (B, T) on the
+// model's backend: activations in its ActDType; norms' rstd, attention's
+// lse, token losses and the residual stream's gradient (to which every
+// layer adds its branch) in F32.
 func (m *Model) NewActs(b, t int) *Acts {
 	n, c, i := b*t, m.Cfg.Hidden, m.Cfg.Intermediate
-	a := &Acts{B: b, T: t}
+	act := func(shape ...int) *engine.Tensor { return m.be.Alloc(m.be.ActDType(), shape...) }
+	f32 := func(shape ...int) *engine.Tensor { return m.be.Alloc(engine.F32, shape...) }
+	a := &Acts{B: b, T: t, be: m.be}
 	for l := 0; l < m.Cfg.Layers; l++ {
 		a.layers = append(a.layers, layerActs{
-			in: engine.New(n, c), ln1: engine.New(n, c), rstd1: engine.New(n),
-			q: engine.New(n, m.attDim), k: engine.New(n, m.kvDim), v: engine.New(n, m.kvDim),
-			att: engine.New(n, m.attDim), lse: engine.New(b * m.Cfg.Heads * t),
-			mid: engine.New(n, c), ln2: engine.New(n, c), rstd2: engine.New(n),
-			gate: engine.New(n, i), up: engine.New(n, i), sig: engine.New(n, i), act: engine.New(n, i),
+			in: act(n, c), ln1: act(n, c), rstd1: f32(n),
+			q: act(n, m.attDim), k: act(n, m.kvDim), v: act(n, m.kvDim),
+			att: act(n, m.attDim), lse: f32(b * m.Cfg.Heads * t),
+			mid: act(n, c), ln2: act(n, c), rstd2: f32(n),
+			gate: act(n, i), up: act(n, i), sig: act(n, i), act: act(n, i),
 		})
 	}
-	a.out, a.lnf, a.rstdf, a.tokLoss = engine.New(n, c), engine.New(n, c), engine.New(n), engine.New(n)
+	a.out, a.lnf, a.rstdf, a.tokLoss = act(n, c), act(n, c), f32(n), f32(n)
 	a.pos = make([]int32, n)
 	for r := 0; r < n; r++ {
 		a.pos[r] = int32(r % t)
 	}
-	a.dres, a.dln, a.dmid = engine.New(n, c), engine.New(n, c), engine.New(n, c)
-	a.dq, a.dk, a.dv, a.dat = engine.New(n, m.attDim), engine.New(n, m.kvDim), engine.New(n, m.kvDim), engine.New(n, m.attDim)
-	a.dgate, a.dup, a.dac = engine.New(n, i), engine.New(n, i), engine.New(n, i)
+	a.dres, a.dln, a.dmid = f32(n, c), act(n, c), act(n, c)
+	a.dq, a.dk, a.dv, a.dat = act(n, m.attDim), act(n, m.kvDim), act(n, m.kvDim), act(n, m.attDim)
+	a.dgate, a.dup, a.dac = act(n, i), act(n, i), act(n, i)
 	return a
 }
 
@@ -176,47 +205,47 @@ func (m *Model) Forward(a *Acts, b *Batch) {
 	if a.B != b.B || a.T != b.T {
 		panic(fmt.Sprintf("qwen2.Forward: batch (%d, %d) in activations for (%d, %d)", b.B, b.T, a.B, a.T))
 	}
-	c, ps := m.cpu, m.P
+	c, ps := m.be, m.P
 	pos := a.positions(b)
 	s := m.attnShape(a)
-	c.EmbeddingForward(a.layers[0].in, ps.embed.W, b.IDs)
+	c.EmbeddingForward(a.layers[0].in, ps.embed.cw, b.IDs)
 	for l := range a.layers {
 		la, lp := &a.layers[l], &ps.layers[l]
-		c.RMSNormForward(la.ln1, la.rstd1, la.in, lp.ln1.W, m.Cfg.RMSNormEps)
-		c.LinearForward(la.q, la.ln1, lp.q.W, weightOrNil(lp.qb))
-		c.LinearForward(la.k, la.ln1, lp.k.W, weightOrNil(lp.kb))
-		c.LinearForward(la.v, la.ln1, lp.v.W, weightOrNil(lp.vb))
+		c.RMSNormForward(la.ln1, la.rstd1, la.in, lp.ln1.cw, m.Cfg.RMSNormEps)
+		c.LinearForward(la.q, la.ln1, lp.q.cw, weightOrNil(lp.qb))
+		c.LinearForward(la.k, la.ln1, lp.k.cw, weightOrNil(lp.kb))
+		c.LinearForward(la.v, la.ln1, lp.v.cw, weightOrNil(lp.vb))
 		c.RoPE(la.q, pos, m.Cfg.Heads, m.ropeC, m.ropeS, false)
 		c.RoPE(la.k, pos, m.Cfg.KVHeads, m.ropeC, m.ropeS, false)
 		c.AttentionForward(la.att, la.lse, la.q, la.k, la.v, b.Seg, s)
-		c.LinearForward(la.mid, la.att, lp.o.W, nil)
+		c.LinearForward(la.mid, la.att, lp.o.cw, nil)
 		c.Add(la.mid, la.mid, la.in)
-		c.RMSNormForward(la.ln2, la.rstd2, la.mid, lp.ln2.W, m.Cfg.RMSNormEps)
-		c.LinearForward(la.gate, la.ln2, lp.gate.W, nil)
-		c.LinearForward(la.up, la.ln2, lp.up.W, nil)
+		c.RMSNormForward(la.ln2, la.rstd2, la.mid, lp.ln2.cw, m.Cfg.RMSNormEps)
+		c.LinearForward(la.gate, la.ln2, lp.gate.cw, nil)
+		c.LinearForward(la.up, la.ln2, lp.up.cw, nil)
 		c.SwiGLUForward(la.act, la.sig, la.gate, la.up)
 		next := a.out
 		if l+1 < len(a.layers) {
 			next = a.layers[l+1].in
 		}
-		c.LinearForward(next, la.act, lp.down.W, nil)
+		c.LinearForward(next, la.act, lp.down.cw, nil)
 		c.Add(next, next, la.mid)
 	}
-	c.RMSNormForward(a.lnf, a.rstdf, a.out, ps.norm.W, m.Cfg.RMSNormEps)
+	c.RMSNormForward(a.lnf, a.rstdf, a.out, ps.norm.cw, m.Cfg.RMSNormEps)
 }
 
 func weightOrNil(p *Param) *engine.Tensor {
 	if p == nil {
 		return nil
 	}
-	return p.W
+	return p.cw
 }
 
 func gradOrNil(p *Param) *engine.Tensor {
 	if p == nil {
 		return nil
 	}
-	return p.G
+	return p.cg
 }
 
 // Loss computes next-token cross-entropy over b.Targets after Forward. It
@@ -229,61 +258,71 @@ func (m *Model) Loss(a *Acts, b *Batch, grad bool, scale float32) (float64, int)
 		panic("qwen2.Loss: batch without targets")
 	}
 	if grad {
-		return m.cpu.LMHeadLoss(a.lnf, m.P.head.W, b.Targets, a.tokLoss, a.dln, m.P.head.G, scale)
+		return m.be.LMHeadLoss(a.lnf, m.P.head.cw, b.Targets, a.tokLoss, a.dln, m.P.head.cg, scale)
 	}
-	return m.cpu.LMHeadLoss(a.lnf, m.P.head.W, b.Targets, a.tokLoss, nil, nil, 0)
+	return m.be.LMHeadLoss(a.lnf, m.P.head.cw, b.Targets, a.tokLoss, nil, nil, 0)
 }
 
-// TokenLoss is the per-position loss (N) of the last Loss call.
-func (a *Acts) TokenLoss() []float32 { return a.tokLoss.F32 }
+// TokenLoss is the per-position loss (N) of the last Loss call (a host
+// copy when the activations live on a device).
+func (a *Acts) TokenLoss() []float32 {
+	if !a.tokLoss.OnDevice() {
+		return a.tokLoss.F32
+	}
+	out := make([]float32, a.tokLoss.Numel())
+	a.be.Download(out, a.tokLoss)
+	return out
+}
 
 // Hidden is the final-norm output (N, C) of the last Forward.
 func (a *Acts) Hidden() *engine.Tensor { return a.lnf }
 
 // Logits writes the logits (len(rows), V) of the given flattened positions
-// after Forward into out.
+// after Forward into out, a host F32 tensor.
 func (m *Model) Logits(a *Acts, rows []int, out *engine.Tensor) {
-	c := m.Cfg.Hidden
-	h := engine.New(len(rows), c)
-	for i, r := range rows {
-		copy(h.F32[i*c:(i+1)*c], a.lnf.F32[r*c:(r+1)*c])
-	}
-	m.cpu.LinearForward(out, h, m.P.head.W, nil)
+	be := m.be
+	h := be.Alloc(be.ActDType(), len(rows), m.Cfg.Hidden)
+	defer be.Free(h)
+	be.GatherRows(h, a.lnf, rows)
+	z := be.Alloc(engine.F32, len(rows), m.Cfg.Vocab)
+	defer be.Free(z)
+	be.LinearForward(z, h, m.P.head.cw, nil)
+	be.Download(out.F32, z)
 }
 
 // Backward accumulates parameter gradients after Forward and Loss(grad).
 func (m *Model) Backward(a *Acts, b *Batch) {
-	c, ps := m.cpu, m.P
+	c, ps := m.be, m.P
 	pos := a.positions(b)
 	s := m.attnShape(a)
 	c.Zero(a.dres)
-	c.RMSNormBackward(a.dres, ps.norm.G, a.dln, a.out, ps.norm.W, a.rstdf)
+	c.RMSNormBackward(a.dres, ps.norm.cg, a.dln, a.out, ps.norm.cw, a.rstdf)
 	for l := len(a.layers) - 1; l >= 0; l-- {
 		la, lp := &a.layers[l], &ps.layers[l]
 		// MLP: dres is the gradient of the layer output.
-		c.LinearBackward(a.dac, lp.down.G, nil, a.dres, la.act, lp.down.W, false)
+		c.LinearBackward(a.dac, lp.down.cg, nil, a.dres, la.act, lp.down.cw, false)
 		c.SwiGLUBackward(a.dgate, a.dup, a.dac, la.gate, la.up, la.sig)
-		c.LinearBackward(a.dln, lp.gate.G, nil, a.dgate, la.ln2, lp.gate.W, false)
-		c.LinearBackward(a.dln, lp.up.G, nil, a.dup, la.ln2, lp.up.W, true)
-		c.RMSNormBackward(a.dres, lp.ln2.G, a.dln, la.mid, lp.ln2.W, la.rstd2) // dres is now d(mid)
+		c.LinearBackward(a.dln, lp.gate.cg, nil, a.dgate, la.ln2, lp.gate.cw, false)
+		c.LinearBackward(a.dln, lp.up.cg, nil, a.dup, la.ln2, lp.up.cw, true)
+		c.RMSNormBackward(a.dres, lp.ln2.cg, a.dln, la.mid, lp.ln2.cw, la.rstd2) // dres is now d(mid)
 		// Attention.
-		c.LinearBackward(a.dat, lp.o.G, nil, a.dres, la.att, lp.o.W, false)
+		c.LinearBackward(a.dat, lp.o.cg, nil, a.dres, la.att, lp.o.cw, false)
 		c.AttentionBackward(a.dq, a.dk, a.dv, a.dat, la.att, la.lse, la.q, la.k, la.v, b.Seg, s)
 		c.RoPE(a.dq, pos, m.Cfg.Heads, m.ropeC, m.ropeS, true)
 		c.RoPE(a.dk, pos, m.Cfg.KVHeads, m.ropeC, m.ropeS, true)
-		c.LinearBackward(a.dln, lp.q.G, gradOrNil(lp.qb), a.dq, la.ln1, lp.q.W, false)
-		c.LinearBackward(a.dln, lp.k.G, gradOrNil(lp.kb), a.dk, la.ln1, lp.k.W, true)
-		c.LinearBackward(a.dln, lp.v.G, gradOrNil(lp.vb), a.dv, la.ln1, lp.v.W, true)
-		c.RMSNormBackward(a.dres, lp.ln1.G, a.dln, la.in, lp.ln1.W, la.rstd1) // dres is now d(in)
+		c.LinearBackward(a.dln, lp.q.cg, gradOrNil(lp.qb), a.dq, la.ln1, lp.q.cw, false)
+		c.LinearBackward(a.dln, lp.k.cg, gradOrNil(lp.kb), a.dk, la.ln1, lp.k.cw, true)
+		c.LinearBackward(a.dln, lp.v.cg, gradOrNil(lp.vb), a.dv, la.ln1, lp.v.cw, true)
+		c.RMSNormBackward(a.dres, lp.ln1.cg, a.dln, la.in, lp.ln1.cw, la.rstd1) // dres is now d(in)
 	}
-	c.EmbeddingBackward(ps.embed.G, a.dres, b.IDs)
+	c.EmbeddingBackward(ps.embed.cg, a.dres, b.IDs)
 }
 
 // TokenStats fills st with the log-probability of each position's target
 // (and the entropy of its distribution when st.Entropy is set) after
 // Forward; positions with IgnoreIndex targets get 0.
 func (m *Model) TokenStats(a *Acts, b *Batch, st engine.TokenStats) {
-	m.cpu.LMHeadTokenStats(a.lnf, m.P.head.W, b.Targets, st)
+	m.be.LMHeadTokenStats(a.lnf, m.P.head.cw, b.Targets, st)
 }
 
 // TokenGrad seeds the backward pass with the gradient of
@@ -291,5 +330,5 @@ func (m *Model) TokenStats(a *Acts, b *Batch, st engine.TokenStats) {
 // accumulates the lm head gradient; call Backward next. Policy-gradient
 // losses (GRPO) are expressed through these per-token coefficients.
 func (m *Model) TokenGrad(a *Acts, b *Batch, coefLogp, coefEnt []float32) {
-	m.cpu.LMHeadTokenGrad(a.lnf, m.P.head.W, b.Targets, coefLogp, coefEnt, a.dln, m.P.head.G)
+	m.be.LMHeadTokenGrad(a.lnf, m.P.head.cw, b.Targets, coefLogp, coefEnt, a.dln, m.P.head.cg)
 }

@@ -573,11 +573,11 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 				r.m.Backward(r.acts, pb.b)
 			}
 			lr := r.sched.At(int(r.opt.Steps()))
-			norm := optim.ClipGradNorm(r.m.P.Grad, cfg.Clip, r.m.CPU().Workers())
+			norm := optim.ClipGradNorm(r.m.Backend(), r.m.P.Weights.Grad, cfg.Clip)
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
 				return fmt.Errorf("gradient norm is %v; stopping (the last checkpoint is intact)", norm)
 			}
-			r.opt.Step(r.m.P.Flat, r.m.P.Grad, lr)
+			r.opt.Step(r.m.P.Weights, lr)
 			row.LR, row.GradNorm = lr, norm
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 
+	"purpcode/engine"
 	"purpcode/kernels"
 )
 
@@ -20,9 +21,9 @@ type Segment struct {
 type Optimizer interface {
 	// Name is "adamw" or "sgd".
 	Name() string
-	// Step applies one update with learning rate lr: w and g are the flat
-	// weights and gradients the optimizer was built for.
-	Step(w, g []float32, lr float64)
+	// Step applies one update with learning rate lr to the flat weights
+	// the optimizer was built for (their gradients in w.Grad).
+	Step(w *engine.Weights, lr float64)
 	// Steps is the number of updates applied so far (PyTorch's "step").
 	Steps() int64
 	// State returns the optimizer's buffers as named slices aligned with
@@ -31,6 +32,11 @@ type Optimizer interface {
 	State() []Buffer
 	// SetSteps sets the update count after the buffers were restored.
 	SetSteps(n int64)
+	// PullState copies device-resident state into the State buffers (before
+	// a checkpoint is written); PushState copies them back (after a
+	// restore). Both are no-ops when the state lives on the host.
+	PullState()
+	PushState()
 }
 
 // Buffer is one flat state buffer (same length as the weights).
@@ -54,9 +60,9 @@ func checkSegments(segs []Segment, n int) {
 	}
 }
 
-func checkLen(op string, n int, w, g []float32) {
-	if len(w) != n || len(g) != n {
-		panic(fmt.Sprintf("optim.%s: %d weights and %d gradients for an optimizer over %d values", op, len(w), len(g), n))
+func checkLen(op string, n int, w *engine.Weights) {
+	if w.Master.Numel() != n || w.Grad.Numel() != n {
+		panic(fmt.Sprintf("optim.%s: %d weights and %d gradients for an optimizer over %d values", op, w.Master.Numel(), w.Grad.Numel(), n))
 	}
 }
 
@@ -101,18 +107,11 @@ func forChunks(segs []Segment, workers int, fn func(s *Segment, lo, hi int)) {
 	wg.Wait()
 }
 
-func defaultWorkers(n int) int {
-	if n <= 0 {
-		return runtime.GOMAXPROCS(0)
-	}
-	return n
-}
 
 // AdamWConfig holds AdamW's hyper-parameters (PyTorch's defaults are
 // betas (0.9, 0.999), eps 1e-8, weight_decay 0.01).
 type AdamWConfig struct {
 	Beta1, Beta2, Eps, WeightDecay float64
-	Workers                        int // goroutines; 0 = GOMAXPROCS
 }
 
 // AdamW is torch.optim.AdamW (foreach=False, amsgrad=False, maximize=False):
@@ -123,18 +122,32 @@ type AdamWConfig struct {
 //	v  = b2*v + (1-b2)*g*g
 //	w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 //
-// in float32 like PyTorch on float32 parameters.
+// in float32 like PyTorch on float32 parameters. The moments live on the
+// backend the optimizer was built for (device memory under CUDA).
 type AdamW struct {
 	cfg   AdamWConfig
+	be    engine.Backend
 	segs  []Segment
-	M, V  []float32 // exp_avg, exp_avg_sq
+	m, v  *engine.Tensor // exp_avg, exp_avg_sq on the backend
+	M, V  []float32      // their host copies (the tensors' own storage on the CPU)
 	steps int64
 }
 
-// NewAdamW returns AdamW over a flat buffer of n values laid out by segs.
-func NewAdamW(segs []Segment, n int, cfg AdamWConfig) *AdamW {
+// NewAdamW returns AdamW on be over a flat buffer of n values laid out by
+// segs.
+func NewAdamW(be engine.Backend, segs []Segment, n int, cfg AdamWConfig) *AdamW {
 	checkSegments(segs, n)
-	return &AdamW{cfg: cfg, segs: append([]Segment(nil), segs...), M: make([]float32, n), V: make([]float32, n)}
+	o := &AdamW{cfg: cfg, be: be, segs: append([]Segment(nil), segs...), m: be.Alloc(engine.F32, n), v: be.Alloc(engine.F32, n)}
+	o.M, o.V = hostMirror(o.m), hostMirror(o.v)
+	return o
+}
+
+// hostMirror is t's own storage for a host tensor, else a new host buffer.
+func hostMirror(t *engine.Tensor) []float32 {
+	if t.OnDevice() {
+		return make([]float32, t.Numel())
+	}
+	return t.F32
 }
 
 func (o *AdamW) Name() string     { return "adamw" }
@@ -144,8 +157,22 @@ func (o *AdamW) State() []Buffer {
 	return []Buffer{{"exp_avg", o.M}, {"exp_avg_sq", o.V}}
 }
 
-func (o *AdamW) Step(w, g []float32, lr float64) {
-	checkLen("AdamW.Step", len(o.M), w, g)
+func (o *AdamW) PullState() {
+	if o.m.OnDevice() {
+		o.be.Download(o.M, o.m)
+		o.be.Download(o.V, o.v)
+	}
+}
+
+func (o *AdamW) PushState() {
+	if o.m.OnDevice() {
+		o.be.Upload(o.m, o.M)
+		o.be.Upload(o.v, o.V)
+	}
+}
+
+func (o *AdamW) Step(w *engine.Weights, lr float64) {
+	checkLen("AdamW.Step", o.m.Numel(), w)
 	o.steps++
 	c := o.cfg
 	t := float64(o.steps)
@@ -156,20 +183,40 @@ func (o *AdamW) Step(w, g []float32, lr float64) {
 		StepSize: float32(lr / bc1), Bc2: float32(bc2sqrt), Eps: float32(c.Eps),
 	}
 	decayMul := float32(1 - lr*c.WeightDecay)
-	forChunks(o.segs, defaultWorkers(c.Workers), func(s *Segment, lo, hi int) {
+	// One backend call per run of neighbouring segments with the same
+	// decay: each element's update is independent, so runs change nothing
+	// but the number of launches.
+	for _, r := range decayRuns(o.segs) {
 		p := step
-		if s.Decay && c.WeightDecay != 0 {
+		if r.Decay && c.WeightDecay != 0 {
 			p.DecayMul = decayMul
 		}
-		kernels.AdamW(w[lo:hi], g[lo:hi], o.M[lo:hi], o.V[lo:hi], p)
-	})
+		master := w.Master.View(r.Off, r.N)
+		compute := master
+		if w.Compute != w.Master {
+			compute = w.Compute.View(r.Off, r.N)
+		}
+		o.be.AdamW(master, compute, w.Grad.View(r.Off, r.N), o.m.View(r.Off, r.N), o.v.View(r.Off, r.N), p)
+	}
+}
+
+// decayRuns merges neighbouring segments that agree on Decay.
+func decayRuns(segs []Segment) []Segment {
+	var runs []Segment
+	for _, s := range segs {
+		if n := len(runs); n > 0 && runs[n-1].Decay == s.Decay {
+			runs[n-1].N += s.N
+			continue
+		}
+		runs = append(runs, Segment{Off: s.Off, N: s.N, Decay: s.Decay})
+	}
+	return runs
 }
 
 // SGDConfig holds SGD's hyper-parameters. WeightDecay is PyTorch SGD's
 // coupled L2 term (g += wd*w), applied to Decay segments only.
 type SGDConfig struct {
 	Momentum, WeightDecay float64
-	Workers               int
 }
 
 // SGD is torch.optim.SGD without dampening or Nesterov: with momentum,
@@ -181,7 +228,8 @@ type SGD struct {
 	steps int64
 }
 
-// NewSGD returns SGD over a flat buffer of n values laid out by segs.
+// NewSGD returns SGD over a flat host buffer of n values laid out by segs
+// (SGD has no device kernel: it runs on the CPU backend only).
 func NewSGD(segs []Segment, n int, cfg SGDConfig) *SGD {
 	checkSegments(segs, n)
 	o := &SGD{cfg: cfg, segs: append([]Segment(nil), segs...)}
@@ -201,18 +249,25 @@ func (o *SGD) State() []Buffer {
 	return []Buffer{{"momentum_buffer", o.Buf}}
 }
 
-func (o *SGD) Step(w, g []float32, lr float64) {
+func (o *SGD) PullState() {}
+func (o *SGD) PushState() {}
+
+func (o *SGD) Step(wt *engine.Weights, lr float64) {
 	n := 0
 	if len(o.segs) > 0 {
 		last := o.segs[len(o.segs)-1]
 		n = last.Off + last.N
 	}
-	checkLen("SGD.Step", n, w, g)
+	checkLen("SGD.Step", n, wt)
+	if wt.Master.OnDevice() {
+		panic("optim.SGD.Step: device weights; SGD runs on the CPU backend only")
+	}
+	w, g := wt.Master.F32, wt.Grad.F32
 	first := o.steps == 0
 	o.steps++
 	c := o.cfg
 	lr32, wd, mu := float32(lr), float32(c.WeightDecay), float32(c.Momentum)
-	forChunks(o.segs, defaultWorkers(c.Workers), func(s *Segment, lo, hi int) {
+	forChunks(o.segs, runtime.GOMAXPROCS(0), func(s *Segment, lo, hi int) {
 		decay := s.Decay && c.WeightDecay != 0
 		for i := lo; i < hi; i++ {
 			d := g[i]
@@ -230,42 +285,13 @@ func (o *SGD) Step(w, g []float32, lr float64) {
 	})
 }
 
-// normChunk is the fixed reduction block of GlobalNorm.
-const normChunk = 1 << 15
-
-// GlobalNorm returns the L2 norm of g, summing squares in float64 over
-// fixed blocks in a fixed order, so the result is the same for any number
-// of workers (0 = GOMAXPROCS).
-func GlobalNorm(g []float32, workers int) float64 {
-	nb := (len(g) + normChunk - 1) / normChunk
-	partial := make([]float64, nb)
-	workers = defaultWorkers(workers)
-	var wg sync.WaitGroup
-	per := (nb + workers - 1) / max(workers, 1)
-	for lo := 0; lo < nb; lo += max(per, 1) {
-		hi := min(lo+max(per, 1), nb)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := lo; b < hi; b++ {
-				partial[b] = kernels.SumSquares(g[b*normChunk : min((b+1)*normChunk, len(g))])
-			}
-		}()
-	}
-	wg.Wait()
-	var s float64
-	for _, p := range partial {
-		s += p
-	}
-	return math.Sqrt(s)
-}
-
-// ClipGradNorm scales g in place so that its global norm is at most
-// maxNorm, as torch.nn.utils.clip_grad_norm_ does (coefficient
-// maxNorm/(norm+1e-6), applied only when below 1), and returns the norm
-// before clipping. maxNorm <= 0 only measures.
-func ClipGradNorm(g []float32, maxNorm float64, workers int) float64 {
-	norm := GlobalNorm(g, workers)
+// ClipGradNorm scales g (an F32 tensor on be) in place so that its global
+// norm is at most maxNorm, as torch.nn.utils.clip_grad_norm_ does
+// (coefficient maxNorm/(norm+1e-6), applied only when below 1), and returns
+// the norm before clipping. maxNorm <= 0 only measures. The norm is
+// reproducible run to run (see engine.Backend.SumSquares).
+func ClipGradNorm(be engine.Backend, g *engine.Tensor, maxNorm float64) float64 {
+	norm := math.Sqrt(be.SumSquares(g))
 	if maxNorm <= 0 {
 		return norm
 	}
@@ -273,12 +299,6 @@ func ClipGradNorm(g []float32, maxNorm float64, workers int) float64 {
 	if coef >= 1 {
 		return norm
 	}
-	c := float32(coef)
-	segs := []Segment{{Off: 0, N: len(g)}}
-	forChunks(segs, defaultWorkers(workers), func(_ *Segment, lo, hi int) {
-		for i := lo; i < hi; i++ {
-			g[i] *= c
-		}
-	})
+	be.Scale(g, float32(coef))
 	return norm
 }

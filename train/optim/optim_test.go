@@ -6,7 +6,16 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	"purpcode/engine"
 )
+
+// host wraps flat weights and gradients as CPU-backend weights.
+func host(cpu *engine.CPU, w, g []float32) *engine.Weights { return cpu.NewWeights(w, g) }
+
+func newCPU(workers int) *engine.CPU {
+	return engine.NewDefaultCPU(engine.CPUOptions{Workers: workers})
+}
 
 type adamRef struct {
 	Config struct {
@@ -59,14 +68,15 @@ func TestAdamWMatchesPyTorch(t *testing.T) {
 	w := append(append([]float32(nil), ref.Init.W...), ref.Init.B...)
 	g := make([]float32, nw+nb)
 	c := ref.Config
-	opt := NewAdamW(segs, nw+nb, AdamWConfig{Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay, Workers: 2})
+	cpu := newCPU(2)
+	opt := NewAdamW(cpu, segs, nw+nb, AdamWConfig{Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay})
 	if len(ref.Steps) != 3 {
 		t.Fatalf("reference has %d steps, want 3", len(ref.Steps))
 	}
 	for i, s := range ref.Steps {
 		copy(g, s.GradW)
 		copy(g[nw:], s.GradB)
-		opt.Step(w, g, s.LR)
+		opt.Step(host(cpu, w, g), s.LR)
 		for _, chk := range []struct {
 			name      string
 			got, want []float32
@@ -90,8 +100,9 @@ func TestAdamWMatchesPyTorch(t *testing.T) {
 func TestAdamWNoDecayOnExcluded(t *testing.T) {
 	segs := []Segment{{Name: "w", Off: 0, N: 4, Decay: true}, {Name: "norm", Off: 4, N: 2}}
 	w := []float32{1, 2, 3, 4, 5, 6}
-	opt := NewAdamW(segs, 6, AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.5})
-	opt.Step(w, make([]float32, 6), 0.1)
+	cpu := newCPU(1)
+	opt := NewAdamW(cpu, segs, 6, AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.5})
+	opt.Step(host(cpu, w, make([]float32, 6)), 0.1)
 	want := []float32{0.95, 1.9, 2.85, 3.8, 5, 6}
 	if d := maxAbsDiff(t, "w", w, want); d > 1e-6 {
 		t.Errorf("weights %v, want %v", w, want)
@@ -110,12 +121,13 @@ func TestUpdatesIndependentOfWorkers(t *testing.T) {
 	}
 	run := func(workers int, sgd bool) []float32 {
 		w := append([]float32(nil), w0...)
-		var o Optimizer = NewAdamW(segs, n, AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1, Workers: workers})
+		cpu := newCPU(workers)
+		var o Optimizer = NewAdamW(cpu, segs, n, AdamWConfig{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8, WeightDecay: 0.1})
 		if sgd {
-			o = NewSGD(segs, n, SGDConfig{Momentum: 0.9, WeightDecay: 0.01, Workers: workers})
+			o = NewSGD(segs, n, SGDConfig{Momentum: 0.9, WeightDecay: 0.01})
 		}
 		for s := 0; s < 3; s++ {
-			o.Step(w, g, 1e-3)
+			o.Step(host(cpu, w, g), 1e-3)
 		}
 		return w
 	}
@@ -127,8 +139,9 @@ func TestUpdatesIndependentOfWorkers(t *testing.T) {
 			}
 		}
 	}
-	if GlobalNorm(g, 1) != GlobalNorm(g, 7) {
-		t.Errorf("GlobalNorm depends on workers")
+	gt := engine.FromF32(g, n)
+	if newCPU(1).SumSquares(gt) != newCPU(7).SumSquares(gt) {
+		t.Errorf("SumSquares depends on workers")
 	}
 }
 
@@ -142,7 +155,7 @@ func TestSGDMomentumMatchesDefinition(t *testing.T) {
 	ew := []float64{1, -1, 0.5}
 	buf := make([]float64, 3)
 	for s, gr := range grads {
-		o.Step(w, gr, 0.1)
+		o.Step(host(newCPU(1), w, gr), 0.1)
 		for i := range ew {
 			d := float64(gr[i])
 			if i < 2 {
@@ -163,11 +176,13 @@ func TestSGDMomentumMatchesDefinition(t *testing.T) {
 }
 
 func TestClipGradNorm(t *testing.T) {
+	cpu := newCPU(1)
 	g := []float32{3, 4}
-	if n := ClipGradNorm(g, 10, 1); n != 5 || g[0] != 3 || g[1] != 4 {
+	gt := engine.FromF32(g, 2)
+	if n := ClipGradNorm(cpu, gt, 10); n != 5 || g[0] != 3 || g[1] != 4 {
 		t.Errorf("norm below the limit: got norm %v, grads %v; want 5 and unchanged", n, g)
 	}
-	n := ClipGradNorm(g, 1, 1)
+	n := ClipGradNorm(cpu, gt, 1)
 	if n != 5 {
 		t.Errorf("returned norm %v, want the pre-clip norm 5", n)
 	}
@@ -175,7 +190,7 @@ func TestClipGradNorm(t *testing.T) {
 	if math.Abs(float64(g[0])-3*coef) > 1e-7 || math.Abs(float64(g[1])-4*coef) > 1e-7 {
 		t.Errorf("clipped grads %v, want %v", g, []float64{3 * coef, 4 * coef})
 	}
-	if n := ClipGradNorm(g, 0, 1); math.Abs(n-1) > 1e-6 {
+	if n := ClipGradNorm(cpu, gt, 0); math.Abs(n-1) > 1e-6 {
 		t.Errorf("measure-only norm %v, want ~1", n)
 	}
 }

@@ -37,7 +37,7 @@ func BenchmarkSFTStep(b *testing.B) {
 			batch.Targets[i] = batch.IDs[i+1]
 		}
 	}
-	opt := optim.NewAdamW(train.Segments(m.P), m.P.Count(), optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01})
+	opt := optim.NewAdamW(m.Backend(), train.Segments(m.P), m.P.Count(), optim.AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01})
 	tr := NewTrainer(m, opt, bs, t, 1.0)
 	micro := []*qwen2.Batch{batch}
 	tr.Step(micro, 1e-4) // warm-up: first-touch of buffers and pools

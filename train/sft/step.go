@@ -63,16 +63,15 @@ type StepResult struct {
 
 // Trainer applies optimizer steps to a model.
 type Trainer struct {
-	Model   *qwen2.Model
-	Opt     optim.Optimizer
-	Clip    float64 // global-norm limit, 0 = none
-	acts    *qwen2.Acts
-	workers int
+	Model *qwen2.Model
+	Opt   optim.Optimizer
+	Clip  float64 // global-norm limit, 0 = none
+	acts  *qwen2.Acts
 }
 
 // NewTrainer returns a trainer for micro-batches of shape (b, t).
 func NewTrainer(m *qwen2.Model, opt optim.Optimizer, b, t int, clip float64) *Trainer {
-	return &Trainer{Model: m, Opt: opt, Clip: clip, acts: m.NewActs(b, t), workers: m.CPU().Workers()}
+	return &Trainer{Model: m, Opt: opt, Clip: clip, acts: m.NewActs(b, t)}
 }
 
 // Acts is the trainer's activation arena (reusable for evaluation).
@@ -92,8 +91,8 @@ func (tr *Trainer) Gradients(micro []*qwen2.Batch) StepResult {
 // returns the pre-clip gradient norm.
 func (tr *Trainer) Update(lr float64) float64 {
 	ps := tr.Model.P
-	norm := optim.ClipGradNorm(ps.Grad, tr.Clip, tr.workers)
-	tr.Opt.Step(ps.Flat, ps.Grad, lr)
+	norm := optim.ClipGradNorm(tr.Model.Backend(), ps.Weights.Grad, tr.Clip)
+	tr.Opt.Step(ps.Weights, lr)
 	return norm
 }
 
