@@ -33,6 +33,9 @@ type TensorInfo struct {
 	File string
 	// Bytes is the size of the tensor's data in the file.
 	Bytes int64
+	// Offset is the position of the tensor's first byte in File, so a
+	// sharded loader can read its slice with ReadAt alone.
+	Offset int64
 }
 
 // Reader gives access to the tensors of one safetensors file or of a
@@ -188,6 +191,7 @@ func (r *Reader) Info(name string) (TensorInfo, bool) {
 		Shape:     append([]int(nil), e.shape...),
 		File:      rf.f.path,
 		Bytes:     e.end - e.begin,
+		Offset:    rf.f.hdr.dataStart + e.begin,
 	}, true
 }
 

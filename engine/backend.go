@@ -27,6 +27,9 @@ import (
 type Backend interface {
 	// Name is the device as the user names it: "cpu", "cuda:0", "cuda-emu".
 	Name() string
+	// Describe is Name with what the log should say about it (GEMM
+	// library and threads; the GPU's model).
+	Describe() string
 	// ActDType is the storage dtype of activations and compute weights.
 	ActDType() DType
 	// Alloc returns a zeroed tensor of dtype dt on the backend's device.

@@ -106,6 +106,11 @@ var _ Backend = (*CPU)(nil)
 // Name is "cpu".
 func (c *CPU) Name() string { return "cpu" }
 
+// Describe names the GEMM library and the goroutine fan-out.
+func (c *CPU) Describe() string {
+	return fmt.Sprintf("cpu (%s, %d workers)", c.blas.Name(), c.workers)
+}
+
 // ActDType is F32: the CPU computes and stores everything in float32.
 func (c *CPU) ActDType() DType { return F32 }
 

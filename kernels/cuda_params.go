@@ -300,6 +300,7 @@ var kernelRules = map[string]kernelRule{
 	"attn_fwd_mma_d128": {block: Dim3{128, 1, 1}, args: mmaArgs(128)},
 	"paged_attn":        {block: Dim3{128, 1, 1}, args: headArgs},
 	"xent_fwd_bwd":      {warps: true},
+	"policy_rows":       {warps: true},
 	"logsumexp_rows":    {warps: true},
 	"softmax_temp_rows": {warps: true},
 	"argmax_rows":       {warps: true},

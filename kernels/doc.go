@@ -25,7 +25,8 @@
 // here too, following the same pattern: a small C preamble with
 // function-pointer typedefs and call wrappers, resolved symbols cached in a Go
 // value, and a clear reason plus the CPU path when a library is absent.
-// There is no NCCL loader yet (multi-GPU work adds it). Keeping every
+// NCCL (libnccl.so.2, cuda_nccl*.go) is loaded the same way for the
+// multi-GPU collectives of package dist. Keeping every
 // `import "C"` in this one package keeps the rest of the project pure Go and
 // the cgo surface reviewable in one place.
 //

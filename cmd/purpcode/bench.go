@@ -18,6 +18,9 @@ import (
 // benchShapes are the model shapes `purpcode bench` knows, as config.json
 // content with random weights.
 var benchShapes = map[string]string{
+	"tiny": `{"model_type":"qwen2","hidden_size":64,"intermediate_size":160,"num_hidden_layers":2,
+		"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":256,"max_position_embeddings":128,"rope_theta":1000000.0,
+		"tie_word_embeddings":true}`,
 	"bench": `{"model_type":"qwen2","hidden_size":512,"intermediate_size":1408,"num_hidden_layers":8,
 		"num_attention_heads":8,"num_key_value_heads":2,"vocab_size":8192,"max_position_embeddings":4096,"rope_theta":1000000.0}`,
 	"qwen2.5-0.5b": `{"model_type":"qwen2","hidden_size":896,"intermediate_size":4864,"num_hidden_layers":24,
@@ -49,28 +52,20 @@ type benchResult struct {
 
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", stderr)
-	shape := fs.String("shape", "bench", "model shape: bench, qwen2.5-0.5b or qwen2.5-7b (random weights)")
+	shape := fs.String("shape", "bench", "model shape: tiny, bench, qwen2.5-0.5b or qwen2.5-7b (random weights)")
 	batch := fs.Int("batch", 4, "training micro-batch rows")
 	seq := fs.Int("seq", 256, "training sequence length")
 	steps := fs.Int("steps", 3, "timed training steps (after one warm-up step)")
 	decodeTokens := fs.Int("decode-tokens", 32, "new tokens per sequence in the decode measurement")
 	peak := fs.Float64("peak-tflops", 0, "peak TFLOP/s of the device, to report MFU (0: not reported)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
-	dev := addDeviceFlag(fs)
 	cpuFlags := addCPUFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfgJSON, ok := benchShapes[*shape]
 	if !ok {
-		return fmt.Errorf("--shape %q: want bench, qwen2.5-0.5b or qwen2.5-7b", *shape)
-	}
-	device, err := dev.resolve(stderr)
-	if err != nil {
-		return err
-	}
-	if device == "cuda" {
-		return fmt.Errorf("--device cuda: the CUDA engine backend is not wired into the trainer yet (kernels compile, see `purpcode device`); use --device cpu")
+		return fmt.Errorf("--shape %q: want tiny, bench, qwen2.5-0.5b or qwen2.5-7b", *shape)
 	}
 	cfg, err := qwen2.ParseConfig([]byte(cfgJSON), *shape)
 	if err != nil {
@@ -79,10 +74,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *seq > cfg.MaxPositions || *batch <= 0 || *seq <= 1 || *steps <= 0 {
 		return fmt.Errorf("need batch > 0, 1 < seq <= %d and steps > 0", cfg.MaxPositions)
 	}
-	cpu := cpuFlags.cpu()
-	m := qwen2.New(cfg, cpu, 1)
-	res := benchResult{Shape: *shape, Device: device, GEMM: cpu.BLASName(), Threads: cpu.Workers(), Params: m.P.Count(),
+	be, closeBE, err := cpuFlags.backend(stderr)
+	if err != nil {
+		return err
+	}
+	defer closeBE()
+	m := qwen2.New(cfg, be, 1)
+	res := benchResult{Shape: *shape, Device: be.Name(), GEMM: "cuBLASLt", Params: m.P.Count(),
 		Batch: *batch, SeqLen: *seq, DecodeTokPS: map[string]float64{}}
+	if cpu := m.CPU(); cpu != nil {
+		res.GEMM, res.Threads = cpu.BLASName(), cpu.Workers()
+	}
 	res.WeightsBytes = int64(m.P.Count()) * 4
 	res.TrainStateByte = res.WeightsBytes * 4 // weights, gradients, two AdamW moments
 	res.FLOPsPerToken = trainFLOPsPerToken(cfg, *seq)
@@ -115,8 +117,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		res.MFU = &mfu
 	}
 
-	// Rollouts: one prefill of a seq-token prompt, then batched decoding.
-	for _, nb := range []int{1, 8, 32} {
+	// Rollouts: one prefill of a seq-token prompt, then batched decoding
+	// (on the CPU backend only: the rollout engine has no device KV cache
+	// yet).
+	decodeOn := []int{1, 8, 32}
+	if m.CPU() == nil {
+		decodeOn = nil
+		fmt.Fprintf(stderr, "bench: prefill and decode not measured on %s (the rollout engine runs on the CPU backend only)\n", be.Name())
+	}
+	for _, nb := range decodeOn {
 		eng, err := generate.New(m, generate.Options{MaxBatch: nb, KVBlocks: nb * ((*seq + *decodeTokens + 15) / 16)})
 		if err != nil {
 			return err
@@ -156,14 +165,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "shape %s: %d parameters, %s, %d threads, device %s\n", res.Shape, res.Params, res.GEMM, res.Threads, res.Device)
+	fmt.Fprintf(stdout, "shape %s: %d parameters, device %s, GEMM %s\n", res.Shape, res.Params, res.Device, res.GEMM)
 	fmt.Fprintf(stdout, "train step (fwd+bwd+AdamW), batch %d x %d: %.0f tokens/s, %.3f TFLOP/s at %.3g FLOPs/token (6N + 12*L*H*D*T)",
 		res.Batch, res.SeqLen, res.TrainTokensPS, res.TrainTFLOPS, res.FLOPsPerToken)
 	if res.MFU != nil {
 		fmt.Fprintf(stdout, ", MFU %.1f%%", 100**res.MFU)
 	}
-	fmt.Fprintf(stdout, "\nprefill %d tokens: %.0f tokens/s\ndecode tokens/s: batch 1 %.0f, batch 8 %.0f, batch 32 %.0f\n",
-		res.SeqLen, res.PrefillTokPS, res.DecodeTokPS["1"], res.DecodeTokPS["8"], res.DecodeTokPS["32"])
+	fmt.Fprintln(stdout)
+	if len(res.DecodeTokPS) > 0 {
+		fmt.Fprintf(stdout, "prefill %d tokens: %.0f tokens/s\ndecode tokens/s: batch 1 %.0f, batch 8 %.0f, batch 32 %.0f\n",
+			res.SeqLen, res.PrefillTokPS, res.DecodeTokPS["1"], res.DecodeTokPS["8"], res.DecodeTokPS["32"])
+	}
 	fmt.Fprintf(stdout, "memory: weights %.1f MB, training state (weights, grads, AdamW) %.1f MB\n", float64(res.WeightsBytes)/1e6, float64(res.TrainStateByte)/1e6)
 	return nil
 }

@@ -8,21 +8,25 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"purpcode/engine"
+	"purpcode/engine/cuda"
 	"purpcode/kernels"
 )
 
-// deviceChoice is the value of --device: cuda, cpu or auto.
+// deviceChoice is the value of --device: auto, cpu, cuda, cuda:N or
+// cuda-emu.
 type deviceChoice string
 
 func (d *deviceChoice) String() string { return string(*d) }
 
 func (d *deviceChoice) Set(s string) error {
-	switch s {
-	case "cuda", "cpu", "auto":
-		*d = deviceChoice(s)
-		return nil
+	if s != "auto" {
+		if _, err := cuda.ParseDevice(s); err != nil {
+			return fmt.Errorf("want auto, cpu, cuda, cuda:N or %s, got %q", cuda.Emulated, s)
+		}
 	}
-	return fmt.Errorf("want cuda, cpu or auto, got %q", s)
+	*d = deviceChoice(s)
+	return nil
 }
 
 // deviceFlags are the backend-selection flags a compute command adopts
@@ -35,7 +39,7 @@ type deviceFlags struct {
 // addDeviceFlag registers --device (default auto) and --cuda-libs on fs.
 func addDeviceFlag(fs *flag.FlagSet) *deviceFlags {
 	f := &deviceFlags{device: "auto"}
-	fs.Var(&f.device, "device", "compute device: cuda, cpu or auto (cuda when usable, else cpu)")
+	fs.Var(&f.device, "device", "compute device: auto (cuda when usable, else cpu), cpu, cuda, cuda:N or "+cuda.Emulated+" (the PTX emulator; tiny shapes only)")
 	f.cudaLibs = fs.String("cuda-libs", "", "directory searched first for libcuda, NVRTC and cuBLASLt ($PURPCODE_CUDA_LIBS)")
 	return f
 }
@@ -70,9 +74,9 @@ func cudaLibOptions(dir string) kernels.CUDALibOptions {
 	return kernels.CUDALibOptions{Dir: dir, PythonPrefixes: prefixes, Python3: py}
 }
 
-// resolve picks the device for a command: "cpu" or "cuda". --device cuda
-// with CUDA unusable is an error naming the reason; auto falls back to the
-// CPU and writes a one-line notice to stderr.
+// resolve picks the device for a command: "cpu", "cuda", "cuda:N" or
+// "cuda-emu". --device cuda with CUDA unusable is an error naming the
+// reason; auto falls back to the CPU and writes a one-line notice to stderr.
 func (f *deviceFlags) resolve(stderr io.Writer) (string, error) {
 	dev, notice, err := chooseDevice(string(f.device), func() *kernels.CUDAReport { return kernels.Probe(f.libOptions()) })
 	if notice != "" {
@@ -85,18 +89,24 @@ func (f *deviceFlags) resolve(stderr io.Writer) (string, error) {
 // The probe runs only when CUDA is asked for or may be used.
 func chooseDevice(requested string, probe func() *kernels.CUDAReport) (device, notice string, err error) {
 	switch requested {
-	case "cpu":
-		return "cpu", "", nil
-	case "cuda", "auto", "":
+	case "cpu", cuda.Emulated:
+		return requested, "", nil
+	case "auto", "":
+		requested = "auto"
 	default:
-		return "", "", fmt.Errorf("--device %q: want cuda, cpu or auto", requested)
+		if _, err := cuda.ParseDevice(requested); err != nil {
+			return "", "", fmt.Errorf("--device: %w", err)
+		}
 	}
 	r := probe()
 	if r.Available() {
-		return "cuda", "", nil
+		if requested == "auto" {
+			return "cuda", "", nil
+		}
+		return requested, "", nil
 	}
-	if requested == "cuda" {
-		return "", "", fmt.Errorf("--device cuda: cuda unavailable: %s (purpcode device prints what was found; --cuda-libs or $PURPCODE_CUDA_LIBS names a library directory)", r.Reason())
+	if requested != "auto" {
+		return "", "", fmt.Errorf("--device %s: cuda unavailable: %s (purpcode device prints what was found; --cuda-libs or $PURPCODE_CUDA_LIBS names a library directory)", requested, r.Reason())
 	}
 	return "cpu", "cuda unavailable: " + r.Reason() + "; using cpu", nil
 }
@@ -120,4 +130,36 @@ func runDevice(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err := io.WriteString(stdout, deviceReport(cudaLibOptions(*cudaLibs)))
 	return err
+}
+
+// open builds the backend resolve picks and prints the choice (one line on
+// stderr): the CPU backend from cpuFlags, or a CUDA device (real or
+// emulated). The caller closes a CUDA backend with the returned func.
+func (f *deviceFlags) open(cf *cpuFlags, stderr io.Writer) (engine.Backend, func(), error) {
+	dev, err := f.resolve(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dev == "cpu" {
+		c := cf.cpu()
+		fmt.Fprintf(stderr, "device: %s\n", c.Describe())
+		return c, func() {}, nil
+	}
+	b, err := cuda.Open(dev, cuda.Options{Libs: f.libOptions()})
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(stderr, "device: %s\n", b.Describe())
+	return b, func() { _ = b.Close() }, nil
+}
+
+// cpuOnly is the backend of a command whose work runs on the CPU backend
+// only for now (generation, serving, evaluation: the rollout engine has no
+// device KV cache yet). An explicit CUDA device is refused in one line;
+// auto picks the CPU.
+func (f *cpuFlags) cpuOnly(what string) (*engine.CPU, error) {
+	if d := string(f.dev.device); d != "auto" && d != "cpu" {
+		return nil, fmt.Errorf("%s --device %s: runs on the CPU backend only for now (the rollout engine has no device KV cache yet); use --device cpu", what, d)
+	}
+	return f.cpu(), nil
 }

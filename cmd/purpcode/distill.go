@@ -10,6 +10,7 @@ import (
 
 	"purpcode/distill"
 	"purpcode/generate"
+	"purpcode/internal/progress"
 	"purpcode/model/qwen2"
 	"purpcode/oracle"
 	"purpcode/redteam"
@@ -77,7 +78,11 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := qwen2.Load(*model, cpu.cpu())
+	be, err := cpu.cpuOnly("distill")
+	if err != nil {
+		return err
+	}
+	m, err := qwen2.Load(*model, be)
 	if err != nil {
 		return err
 	}
@@ -98,10 +103,12 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	bar := newStepBar(stderr)
-	opts.OnProgress = func(done, total int) { bar.set(int64(done), int64(total), "distill prompts") }
+	pout := progress.New(stderr)
+	opts.Log = pout
+	bar := pout.Counter("distill", "samples", opts.K)
+	opts.OnProgress = bar.Update
 	res, err := distill.Run(ctx, m, tok, scorer, rows, opts)
-	bar.finish()
+	bar.Done()
 	if err != nil {
 		return err
 	}

@@ -52,7 +52,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, tok, eos, err := loadModelDir(*modelDir, cpu.cpu())
+	be, err := cpu.cpuOnly("eval")
+	if err != nil {
+		return err
+	}
+	m, tok, eos, err := loadModelDir(*modelDir, be)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"purpcode/analyzer"
 	"purpcode/eval/suite"
 	"purpcode/generate"
+	"purpcode/internal/progress"
 	"purpcode/sandbox"
 )
 
@@ -106,7 +107,7 @@ func runEvalSuite(args []string, stdout, stderr io.Writer) error {
 	opts := suite.Options{
 		System: sysPrompt, Limit: *limit,
 		Sampling: suite.Sampling{MaxTokens: *maxTokens, Temperature: *temp, Seed: *seed},
-		Progress: progressPrinter(stderr),
+		Progress: suiteProgress(progress.New(stderr)),
 	}
 	if needSandbox {
 		if opts.Sandbox, err = sandbox.New(sandbox.Options{}); err != nil {
@@ -123,7 +124,10 @@ func runEvalSuite(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	cpuBackend := cpu.cpu()
+	cpuBackend, err := cpu.cpuOnly("eval-suite")
+	if err != nil {
+		return err
+	}
 	switch {
 	case *judgeDir != "":
 		m, tok, eos, err := loadModelDir(*judgeDir, cpuBackend)
@@ -242,11 +246,20 @@ func sortedMetricKeys(m map[string]float64) []string {
 	return keys
 }
 
-// progressPrinter reports suite progress on stderr every tenth of a suite.
-func progressPrinter(w io.Writer) func(string, int, int) {
+// suiteProgress shows a progress bar per suite. suite.Run reports one
+// suite at a time, never concurrently, so the map needs no lock; a suite's
+// rate counts from its first scored item.
+func suiteProgress(out *progress.Output) func(string, int, int) {
+	bars := map[string]*progress.Counter{}
 	return func(name string, done, total int) {
-		if done == total || done%max(1, total/10) == 0 {
-			fmt.Fprintf(w, "%s: %d/%d scored\n", name, done, total)
+		c := bars[name]
+		if c == nil {
+			c = out.Counter(name, "items", 1)
+			bars[name] = c
+		}
+		c.Update(done, total)
+		if done >= total {
+			c.Done()
 		}
 	}
 }

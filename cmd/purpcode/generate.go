@@ -108,7 +108,11 @@ func generateMain(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	m, tok, eos, err := loadModelDir(*modelDir, cpuFlags.cpu())
+	be, err := cpuFlags.cpuOnly("generate")
+	if err != nil {
+		return err
+	}
+	m, tok, eos, err := loadModelDir(*modelDir, be)
 	if err != nil {
 		return err
 	}

@@ -36,8 +36,12 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cpu := cpuFlags.cpu()
-	m, err := qwen2.Load(*modelDir, cpu)
+	be, closeBE, err := cpuFlags.backend(stderr)
+	if err != nil {
+		return err
+	}
+	defer closeBE()
+	m, err := qwen2.Load(*modelDir, be)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		*name = filepath.Base(abs)
 	}
-	m, tok, eos, err := loadModelDir(*modelDir, cpu.cpu())
+	be, err := cpu.cpuOnly("serve")
+	if err != nil {
+		return err
+	}
+	m, tok, eos, err := loadModelDir(*modelDir, be)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 // packages of its own layer or of layers further down, never up.
 var layers = []string{
 	"cmd", "recipe", "eval", "serve", "redteam", "distill", "train", "oracle", "analyzer", "sandbox",
-	"generate", "model", "tokenizer", "checkpoint", "dist", "engine", "kernels", "internal",
+	"generate", "plan", "model", "tokenizer", "checkpoint", "dist", "engine", "kernels", "internal",
 }
 
 func layerOf(pkg string) int {

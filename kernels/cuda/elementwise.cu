@@ -58,3 +58,12 @@ extern "C" __global__ void add_bf16(bf16_t *out, const bf16_t *a, const bf16_t *
 	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
 		out[i] = f2bf(bf2f(a[i]) + bf2f(b[i]));
 }
+
+// x *= s over n fp32 values, one .rn multiply each (engine.Scale): the
+// gradient clipping of optim.ClipGradNorm, with s = float32 of the
+// coefficient sumsq_final computes, for a buffer adamw_step does not scale
+// through its grad_scale.
+extern "C" __global__ void scale_f32(float *x, float s, long long n) {
+	for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+		x[i] *= s;
+}

@@ -39,10 +39,10 @@ type Params struct {
 	// use (over Flat and Grad themselves on the CPU).
 	Weights *engine.Weights
 	be      engine.Backend
-	embed  *Param
-	layers []layerParams
-	norm   *Param
-	head   *Param // == embed when tied
+	embed   *Param
+	layers  []layerParams
+	norm    *Param
+	head    *Param // == embed when tied
 }
 
 // ParamSpec is one entry of the parameter table without storage: what a

@@ -30,7 +30,7 @@ func TestCrashChild(t *testing.T) {
 		os.Exit(3)
 	}
 	afterLog, save := crashtest.Hooks()
-	_, err := Run(context.Background(), cfg, Options{Scorer: anyLetterScorer{}, CPU: engine.NewDefaultCPU(engine.CPUOptions{Workers: 2}),
+	_, err := Run(context.Background(), cfg, Options{Scorer: anyLetterScorer{}, Backend: engine.NewDefaultCPU(engine.CPUOptions{Workers: 2}),
 		Hooks: Hooks{AfterLog: afterLog, Save: save}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -75,7 +75,7 @@ func TestKillAndResumeExact(t *testing.T) {
 	dir := t.TempDir()
 	ref := toyConfig(modelDir, prompts, filepath.Join(dir, "uninterrupted"))
 	ref.Steps, ref.SaveEvery, ref.Sampling = 9, 3, SamplingSingleStep
-	if _, err := Run(context.Background(), ref, Options{Scorer: anyLetterScorer{}, CPU: engine.NewDefaultCPU(engine.CPUOptions{Workers: 2})}); err != nil {
+	if _, err := Run(context.Background(), ref, Options{Scorer: anyLetterScorer{}, Backend: engine.NewDefaultCPU(engine.CPUOptions{Workers: 2})}); err != nil {
 		t.Fatal(err)
 	}
 	want := stripTiming(readMetrics(t, filepath.Join(ref.Out, MetricsFile)))

@@ -107,7 +107,7 @@ func TestRewardRises(t *testing.T) {
 	modelDir, prompts := writeToyModel(t)
 	out := filepath.Join(t.TempDir(), "run")
 	cfg := toyConfig(modelDir, prompts, out)
-	res, err := Run(context.Background(), cfg, Options{Scorer: letterScorer{}, CPU: engine.NewDefaultCPU(engine.CPUOptions{Workers: 2})})
+	res, err := Run(context.Background(), cfg, Options{Scorer: letterScorer{}, Backend: engine.NewDefaultCPU(engine.CPUOptions{Workers: 2})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -68,9 +68,12 @@ type Hooks struct {
 
 // Options are the run's non-config inputs.
 type Options struct {
-	CPU    *engine.CPU // nil: engine.NewDefaultCPU
-	Log    io.Writer
-	OnStep func(row Metrics, total int64)
+	// Backend runs the policy; nil: engine.NewDefaultCPU. Rollouts need the
+	// decoder, which runs on the CPU backend only, so a device backend is
+	// refused for now.
+	Backend engine.Backend
+	Log     io.Writer
+	OnStep  func(row Metrics, total int64)
 	// Judge decides general-safety and noreject rows; nil uses the
 	// heuristic classifier.
 	Judge oracle.Judge
@@ -78,6 +81,10 @@ type Options struct {
 	// a programmatic reward); nil builds them from the prompts' oracles.
 	Scorer Scorer
 	Hooks  Hooks
+
+	// OnStart is called once before the first step with the step the run
+	// starts from (past 0 when resumed) and the run's total.
+	OnStart func(step, total int64)
 }
 
 // Result summarises a run.
@@ -141,9 +148,13 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
 	}
 
-	cpu := opts.CPU
-	if cpu == nil {
-		cpu = engine.NewDefaultCPU(engine.CPUOptions{})
+	be := opts.Backend
+	if be == nil {
+		be = engine.NewDefaultCPU(engine.CPUOptions{})
+	}
+	cpu, ok := be.(*engine.CPU)
+	if !ok {
+		return nil, fmt.Errorf("rl on %s: GRPO rollouts run on the CPU backend only (no device KV cache yet); use --device cpu", be.Name())
 	}
 	pol, err := train.LoadPolicy(cfg.Model, st, from, train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, cpu)
 	if err != nil {
@@ -247,17 +258,40 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil
 	}
 
+	if opts.OnStart != nil {
+		opts.OnStart(step, total)
+	}
+	// stop saves the policy of the last completed step (unless saved
+	// already) when the run is interrupted.
+	stop := func(err error) (*Result, error) {
+		if step > lastSaved {
+			if serr := save(); serr != nil {
+				return res, errors.Join(err, serr)
+			}
+		}
+		return res, err
+	}
 	for step < total {
 		if err := ctx.Err(); err != nil {
-			if step > lastSaved {
-				if serr := save(); serr != nil {
-					return res, errors.Join(err, serr)
-				}
-			}
+			return stop(err)
+		}
+		before, err := stream.mark()
+		if err != nil {
 			return res, err
 		}
+		updates := opt.Steps()
 		row, err := r.step(ctx, step+1, stream, prompts, sampler)
 		if err != nil {
+			// An interrupt cuts the rollouts short, before any update:
+			// the policy is still the last step's, so it is saved with
+			// the prompt position from before this step and a resumed
+			// run draws this step's prompts again.
+			if ctx.Err() != nil && opt.Steps() == updates {
+				if rerr := stream.restore(before); rerr != nil {
+					return res, errors.Join(ctx.Err(), rerr)
+				}
+				return stop(ctx.Err())
+			}
 			return res, fmt.Errorf("step %d: %w", step+1, err)
 		}
 		step++
@@ -290,6 +324,33 @@ type promptStream struct {
 	seed          uint64
 	order         []int
 	rng           *rand.PCG
+}
+
+// streamMark is a promptStream's position and generator state.
+type streamMark struct {
+	epoch, pos int
+	seed       uint64
+	order      []int
+	rng        []byte
+}
+
+// mark records the stream's position to go back to.
+func (s *promptStream) mark() (streamMark, error) {
+	rs, err := s.rng.MarshalBinary()
+	if err != nil {
+		return streamMark{}, fmt.Errorf("prompt stream: %w", err)
+	}
+	return streamMark{epoch: s.epoch, pos: s.pos, seed: s.seed, order: s.order, rng: rs}, nil
+}
+
+// restore goes back to a marked position (next replaces order rather than
+// changing it, so the marked slice is still the epoch's order).
+func (s *promptStream) restore(m streamMark) error {
+	if err := s.rng.UnmarshalBinary(m.rng); err != nil {
+		return fmt.Errorf("prompt stream: %w", err)
+	}
+	s.epoch, s.pos, s.seed, s.order = m.epoch, m.pos, m.seed, m.order
+	return nil
 }
 
 func (s *promptStream) next(k int) []int {
@@ -575,7 +636,7 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 			lr := r.sched.At(int(r.opt.Steps()))
 			norm := optim.ClipGradNorm(r.m.Backend(), r.m.P.Weights.Grad, cfg.Clip)
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
-				return fmt.Errorf("gradient norm is %v; stopping (the last checkpoint is intact)", norm)
+				return fmt.Errorf("gradient norm is %v; stopping (%s)", norm, train.DescribeLastCheckpoint(cfg.Out))
 			}
 			r.opt.Step(r.m.P.Weights, lr)
 			row.LR, row.GradNorm = lr, norm

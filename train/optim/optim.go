@@ -107,7 +107,6 @@ func forChunks(segs []Segment, workers int, fn func(s *Segment, lo, hi int)) {
 	wg.Wait()
 }
 
-
 // AdamWConfig holds AdamW's hyper-parameters (PyTorch's defaults are
 // betas (0.9, 0.999), eps 1e-8, weight_decay 0.01).
 type AdamWConfig struct {

@@ -32,7 +32,7 @@ func TestHelperProcess(t *testing.T) {
 		os.Exit(3)
 	}
 	afterLog, save := crashtest.Hooks()
-	if _, err := Run(context.Background(), cfg, Options{CPU: testCPU(), Hooks: Hooks{AfterLog: afterLog, Save: save}}); err != nil {
+	if _, err := Run(context.Background(), cfg, Options{Backend: testCPU(), Hooks: Hooks{AfterLog: afterLog, Save: save}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -59,7 +59,7 @@ func TestKillAndResumeBitExact(t *testing.T) {
 
 	ref := base
 	ref.Out = filepath.Join(dir, "uninterrupted")
-	res, err := Run(context.Background(), ref, Options{CPU: testCPU()})
+	res, err := Run(context.Background(), ref, Options{Backend: testCPU()})
 	if err != nil {
 		t.Fatal(err)
 	}

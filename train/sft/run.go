@@ -47,6 +47,11 @@ type Metrics struct {
 	EvalLoss     *float64 `json:"eval_loss,omitempty"`
 }
 
+// Brief is the step's headline numbers for a progress line.
+func (m Metrics) Brief() string {
+	return fmt.Sprintf("loss %.4f, lr %.2e, %.0f tok/s", m.Loss, m.LR, m.TokensPerS)
+}
+
 // DataEvent is the first row of metrics.jsonl (step 0): what loading kept,
 // truncated and skipped.
 type DataEvent struct {
@@ -66,10 +71,14 @@ type Hooks struct {
 
 // Options are the run's non-config inputs.
 type Options struct {
-	CPU    *engine.CPU // nil: engine.NewDefaultCPU
-	Log    io.Writer   // run log; nil discards
-	OnStep func(row Metrics, totalSteps int64)
-	Hooks  Hooks
+	Backend engine.Backend // nil: engine.NewDefaultCPU
+	Log     io.Writer      // run log; nil discards
+	OnStep  func(row Metrics, totalSteps int64)
+	Hooks   Hooks
+
+	// OnStart is called once before the first step with the step the run
+	// starts from (past 0 when resumed) and the run's total.
+	OnStart func(step, totalSteps int64)
 }
 
 // Result summarises a finished run.
@@ -139,11 +148,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
 	}
 
-	cpu := opts.CPU
-	if cpu == nil {
-		cpu = engine.NewDefaultCPU(engine.CPUOptions{})
+	be := opts.Backend
+	if be == nil {
+		be = engine.NewDefaultCPU(engine.CPUOptions{})
 	}
-	pol, err := train.LoadPolicy(cfg.Model, st, from, cfg.optimizerConfig(), cpu)
+	pol, err := train.LoadPolicy(cfg.Model, st, from, cfg.optimizerConfig(), be)
 	if err != nil {
 		return nil, err
 	}
@@ -188,8 +197,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if st != nil {
 		logf("resuming from %s (step %d of %d, epoch %d)", from.Dir, step, total, epoch)
 	}
-	logf("model %s: %d parameters, %s, %d workers; %d steps of %d x %d micro-batches x %d accumulation, optimizer %s",
-		cfg.Model, m.P.Count(), cpu.BLASName(), cpu.Workers(), total, lay.B, lay.T, cfg.GradAccum, opt.Name())
+	logf("model %s: %d parameters on %s; %d steps of %d x %d micro-batches x %d accumulation, optimizer %s",
+		cfg.Model, m.P.Count(), be.Describe(), total, lay.B, lay.T, cfg.GradAccum, opt.Name())
 
 	tr := NewTrainer(m, opt, lay.B, lay.T, cfg.Clip)
 	batches := make([]*qwen2.Batch, cfg.GradAccum)
@@ -230,6 +239,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if step >= total {
 		logf("run already complete at step %d", step)
 	}
+	if opts.OnStart != nil {
+		opts.OnStart(step, total)
+	}
 	for step < total {
 		if err := ctx.Err(); err != nil {
 			if step > lastSaved {
@@ -258,12 +270,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		t0 := time.Now()
 		r := tr.Gradients(batches[:n])
 		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
-			return res, fmt.Errorf("step %d: loss is %v; stopping (the last checkpoint is intact)", step+1, r.Loss)
+			return res, fmt.Errorf("step %d: loss is %v; stopping (%s)", step+1, r.Loss, train.DescribeLastCheckpoint(cfg.Out))
 		}
 		if r.Targets > 0 {
 			r.GradNorm = tr.Update(lr)
 			if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
-				return res, fmt.Errorf("step %d: gradient norm is %v; stopping (the last checkpoint is intact)", step+1, r.GradNorm)
+				return res, fmt.Errorf("step %d: gradient norm is %v; stopping (%s)", step+1, r.GradNorm, train.DescribeLastCheckpoint(cfg.Out))
 			}
 		}
 		dt := time.Since(t0).Seconds()

@@ -48,7 +48,7 @@ func TestSGDStepMatchesReferenceGradient(t *testing.T) {
 	cfg.SeqLen, cfg.MicroBatch, cfg.GradAccum = 24, 2, 1
 	cfg.Optimizer, cfg.LR, cfg.Schedule, cfg.Warmup = "sgd", 1, optim.Constant, 0
 	cfg.Clip, cfg.WeightDecay, cfg.MaxSteps = 0, 0, 1
-	res, err := Run(context.Background(), cfg, Options{CPU: testCPU()})
+	res, err := Run(context.Background(), cfg, Options{Backend: testCPU()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,22 +197,22 @@ func TestRefusesExistingRunWithoutResume(t *testing.T) {
 	dir := t.TempDir()
 	cfg := tinySetup(t, dir)
 	cfg.Epochs, cfg.MaxSteps = 0, 2
-	if _, err := Run(context.Background(), cfg, Options{CPU: testCPU()}); err != nil {
+	if _, err := Run(context.Background(), cfg, Options{Backend: testCPU()}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Run(context.Background(), cfg, Options{CPU: testCPU()})
+	_, err := Run(context.Background(), cfg, Options{Backend: testCPU()})
 	if err == nil || !strings.Contains(err.Error(), "--resume") {
 		t.Fatalf("second fresh run into the same out: %v, want an error pointing at --resume", err)
 	}
 	// Resuming with a changed setting names the setting.
 	cfg.Resume, cfg.LR = true, 0.5
-	_, err = Run(context.Background(), cfg, Options{CPU: testCPU()})
+	_, err = Run(context.Background(), cfg, Options{Backend: testCPU()})
 	if err == nil || !strings.Contains(err.Error(), "lr:") {
 		t.Fatalf("resume with another lr: %v, want an error naming lr", err)
 	}
 	// Resuming a finished run does nothing and succeeds.
 	cfg.LR = 1e-2
-	res, err := Run(context.Background(), cfg, Options{CPU: testCPU()})
+	res, err := Run(context.Background(), cfg, Options{Backend: testCPU()})
 	if err != nil || res.Steps != 2 {
 		t.Fatalf("resume of a finished run: steps %v, err %v", res, err)
 	}
@@ -224,7 +224,7 @@ func TestBadDataLosesNothing(t *testing.T) {
 	dir := t.TempDir()
 	cfg := tinySetup(t, dir)
 	cfg.Epochs, cfg.MaxSteps = 0, 3
-	if _, err := Run(context.Background(), cfg, Options{CPU: testCPU()}); err != nil {
+	if _, err := Run(context.Background(), cfg, Options{Backend: testCPU()}); err != nil {
 		t.Fatal(err)
 	}
 	snapshot := func() string {
@@ -243,7 +243,7 @@ func TestBadDataLosesNothing(t *testing.T) {
 	writeJSONL(t, bad, []string{`{"input_ids":[1,2,3],"labels":[1,2,3]}`, `{"input_ids":[1,2,`})
 	cfg.Data = []string{bad}
 	cfg.Resume = true
-	_, err := Run(context.Background(), cfg, Options{CPU: testCPU()})
+	_, err := Run(context.Background(), cfg, Options{Backend: testCPU()})
 	if err == nil || !strings.Contains(err.Error(), bad+":2") {
 		t.Fatalf("err = %v, want one naming %s:2", err, bad)
 	}
@@ -262,7 +262,7 @@ func TestMetricsAndDataEvent(t *testing.T) {
 	cfg.Data = append(cfg.Data, filepath.Join(dir, "long.jsonl"))
 	var log bytes.Buffer
 	var seen []int64
-	res, err := Run(context.Background(), cfg, Options{CPU: testCPU(), Log: &log, OnStep: func(r Metrics, total int64) {
+	res, err := Run(context.Background(), cfg, Options{Backend: testCPU(), Log: &log, OnStep: func(r Metrics, total int64) {
 		seen = append(seen, r.Step)
 		if total != 4 {
 			t.Errorf("OnStep total %d, want 4", total)
@@ -340,7 +340,7 @@ func TestChatDataWithRealTokenizer(t *testing.T) {
 	for _, on := range []string{data.TrainLastAssistant, data.TrainAllAssistant} {
 		cfg.TrainOn = on
 		cfg.Out = filepath.Join(dir, "out-"+on)
-		res, err := Run(context.Background(), cfg, Options{CPU: testCPU()})
+		res, err := Run(context.Background(), cfg, Options{Backend: testCPU()})
 		if err != nil {
 			t.Fatalf("%s: %v", on, err)
 		}
@@ -360,12 +360,12 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 	cfg.Epochs, cfg.MaxSteps, cfg.SaveEvery = 0, 5, 0
 	ref := cfg
 	ref.Out = filepath.Join(dir, "ref")
-	if _, err := Run(context.Background(), ref, Options{CPU: testCPU()}); err != nil {
+	if _, err := Run(context.Background(), ref, Options{Backend: testCPU()}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := Run(ctx, cfg, Options{CPU: testCPU(), OnStep: func(r Metrics, _ int64) {
+	_, err := Run(ctx, cfg, Options{Backend: testCPU(), OnStep: func(r Metrics, _ int64) {
 		if r.Step == 2 {
 			cancel()
 		}
@@ -377,7 +377,7 @@ func TestInterruptSavesAndResumes(t *testing.T) {
 		t.Fatalf("after interrupt: checkpoint %v %v, want step 2", ck, ok)
 	}
 	cfg.Resume = true
-	if _, err := Run(context.Background(), cfg, Options{CPU: testCPU()}); err != nil {
+	if _, err := Run(context.Background(), cfg, Options{Backend: testCPU()}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := stripTiming(t, readMetrics(t, cfg.Out)), stripTiming(t, readMetrics(t, ref.Out)); strings.Join(got, "\n") != strings.Join(want, "\n") {
