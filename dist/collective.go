@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -19,14 +21,31 @@ import (
 // of ranks, built by Connect.
 type TCPComm struct {
 	rank, size int
-	peers      []net.Conn // peers[rank] is nil
-	timeout    time.Duration
-	seq        uint64
-	broken     error
-	scratch    []byte
+	peers      []net.Conn // data connections; peers[rank] is nil
+	// ctrl are the control connections, one per peer beside the data one:
+	// a rank whose Comm breaks tells the others which rank it lost there,
+	// so that when rank a dies and rank b gives up because of it, rank c
+	// (which sees both go) still names a, not b.
+	ctrl     []net.Conn
+	ctrlDone []chan struct{} // closed when ctrl[q]'s reader returns
+	timeout  time.Duration
+	seq      uint64
+	broken   error
+	closed   bool
+	scratch  []byte
 	// sendHook, when set (tests), runs before every message is sent; it
 	// lets a test perturb the order in which messages arrive.
 	sendHook func(peer int)
+
+	mu       sync.Mutex
+	notices  []*notice // notices[q]: what peer q reported before leaving
+	inflight func()    // wakes the exchange in flight, if any
+}
+
+// notice is a failure report from a peer: it lost rank Blame.
+type notice struct {
+	From, Blame int
+	Msg         string
 }
 
 var _ Comm = (*TCPComm)(nil)
@@ -39,15 +58,24 @@ func (c *TCPComm) Size() int { return c.size }
 
 // Close implements Comm.
 func (c *TCPComm) Close() error {
-	if errors.Is(c.broken, ErrClosed) {
+	if c.broken == nil {
+		c.broken = ErrClosed
+	}
+	return c.closeConns()
+}
+
+func (c *TCPComm) closeConns() error {
+	if c.closed {
 		return nil
 	}
-	c.broken = ErrClosed
+	c.closed = true
 	var first error
-	for _, p := range c.peers {
-		if p != nil {
-			if err := p.Close(); err != nil && first == nil {
-				first = err
+	for _, cs := range [][]net.Conn{c.peers, c.ctrl} {
+		for _, p := range cs {
+			if p != nil {
+				if err := p.Close(); err != nil && first == nil {
+					first = err
+				}
 			}
 		}
 	}
@@ -93,13 +121,18 @@ type xfer struct {
 
 // exchange runs one step of a collective: every send and receive of xs
 // (indexed by peer) concurrently, under one deadline. The first peer that
-// fails aborts the others, and the Comm is broken afterwards.
+// fails aborts the others, and the Comm is broken afterwards: its
+// connections are closed, after telling the peers which rank was lost.
 func (c *TCPComm) exchange(ctx context.Context, name string, op opcode, xs []xfer) error {
 	if c.broken != nil {
 		return c.broken
 	}
 	c.seq++
 	label := fmt.Sprintf("%s #%d", name, c.seq)
+	if err := ctx.Err(); err != nil {
+		// Send nothing: the peers must not complete a step this rank left.
+		return c.fail(fmt.Errorf("dist: %s: %w", label, err), c.rank)
+	}
 	start := time.Now()
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -108,8 +141,7 @@ func (c *TCPComm) exchange(ctx context.Context, name string, op opcode, xs []xfe
 	for q, x := range xs {
 		if x.doSend || x.doRecv {
 			if err := c.peers[q].SetDeadline(deadline); err != nil {
-				c.broken = &PeerError{Rank: q, Op: label, Err: err}
-				return c.broken
+				return c.fail(&PeerError{Rank: q, Op: label, Err: err}, q)
 			}
 		}
 	}
@@ -146,6 +178,15 @@ func (c *TCPComm) exchange(ctx context.Context, name string, op opcode, xs []xfe
 			abort()
 		}
 	}
+	// A notice from a peer that already broke (see watch) ends this step
+	// at once instead of at the deadline.
+	c.mu.Lock()
+	noticed := slices.ContainsFunc(c.notices, func(n *notice) bool { return n != nil })
+	c.inflight = abort
+	c.mu.Unlock()
+	if noticed {
+		abort()
+	}
 	stop := context.AfterFunc(ctx, abort)
 
 	var wg sync.WaitGroup
@@ -170,6 +211,9 @@ func (c *TCPComm) exchange(ctx context.Context, name string, op opcode, xs []xfe
 	}
 	wg.Wait()
 	stop()
+	c.mu.Lock()
+	c.inflight = nil
+	c.mu.Unlock()
 	mu.Lock()
 	finished = true
 	mu.Unlock()
@@ -183,19 +227,140 @@ func (c *TCPComm) exchange(ctx context.Context, name string, op opcode, xs []xfe
 			}
 		}
 	}
-	if q < 0 {
+	if q < 0 && !noticed {
 		return nil
 	}
+	if realErr >= 0 && peerClosed(errs[realErr]) {
+		// A peer that closed its connections may have said why on its
+		// control connection, which it closes right after; wait for that
+		// (bounded, in case the peer is half gone) before blaming it.
+		select {
+		case <-c.ctrlDone[realErr]:
+		case <-time.After(noticeWait):
+		}
+	}
+	if n := c.firstNotice(q); n != nil {
+		if n.Blame == c.rank {
+			return c.fail(&PeerError{Rank: n.From, Op: label, Err: fmt.Errorf("it gave up on this rank: %s", n.Msg)}, n.From)
+		}
+		return c.fail(&PeerError{Rank: n.Blame, Op: label, Err: fmt.Errorf("reported by rank %d: %s", n.From, n.Msg)}, n.Blame)
+	}
 	err := errs[q]
+	blame := q
 	if realErr < 0 {
-		if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// This rank gave up, not the peer: say so to the others.
 			err = fmt.Errorf("%w while waiting for it", ctx.Err())
+			blame = c.rank
 		} else {
 			err = fmt.Errorf("no answer within %s: %w", deadline.Sub(start).Round(time.Millisecond), err)
 		}
 	}
-	c.broken = &PeerError{Rank: q, Op: label, Err: err}
-	return c.broken
+	return c.fail(&PeerError{Rank: q, Op: label, Err: err}, blame)
+}
+
+// peerClosed reports whether err is the peer closing the connection (or
+// the kernel closing it for a dead process), as opposed to a local error
+// or a protocol violation.
+func peerClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// noticeWait bounds how long a rank waits for a closed peer's notice.
+const noticeWait = 2 * time.Second
+
+// firstNotice returns peer q's notice, else the lowest peer's, else nil.
+func (c *TCPComm) firstNotice(q int) *notice {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q >= 0 && c.notices[q] != nil {
+		return c.notices[q]
+	}
+	for _, n := range c.notices {
+		if n != nil {
+			return n
+		}
+	}
+	return nil
+}
+
+// fail breaks the Comm with err: it tells every peer which rank the group
+// lost (blame itself too, if it is alive: it learns who gave up on it) and
+// closes all connections, so that the peers' calls end now instead of at
+// their deadlines.
+func (c *TCPComm) fail(err error, blame int) error {
+	c.broken = err
+	msg := err.Error()
+	if blame == c.rank {
+		// The peers read this as "rank N lost: reported by rank N: ...".
+		cause := err
+		if pe, ok := err.(*PeerError); ok {
+			cause = pe.Err
+		} else if u := errors.Unwrap(err); u != nil {
+			cause = u
+		}
+		msg = fmt.Sprintf("rank %d stopped: %v", c.rank, cause)
+	}
+	if len(msg) > maxNoticeLen {
+		msg = msg[:maxNoticeLen]
+	}
+	var wg sync.WaitGroup
+	for _, cn := range c.ctrl {
+		if cn == nil {
+			continue
+		}
+		wg.Go(func() {
+			cn.SetWriteDeadline(time.Now().Add(noticeWait)) //nolint:errcheck // a failed write is ignored below
+			writeNotice(cn, blame, msg)                     //nolint:errcheck // best effort: the peer may be gone
+		})
+	}
+	wg.Wait()
+	c.closeConns() //nolint:errcheck // the Comm is broken already
+	return err
+}
+
+// maxNoticeLen caps a notice's message.
+const maxNoticeLen = 1 << 10
+
+func writeNotice(w io.Writer, blame int, msg string) error {
+	b := make([]byte, 8+len(msg))
+	binary.LittleEndian.PutUint32(b[0:], uint32(blame))
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(msg)))
+	copy(b[8:], msg)
+	_, err := w.Write(b)
+	return err
+}
+
+// watch reads peer q's control connection until it closes, recording a
+// notice and waking the exchange in flight.
+func (c *TCPComm) watch(q int) {
+	defer close(c.ctrlDone[q])
+	cn := c.ctrl[q]
+	for {
+		var hdr [8]byte
+		if _, err := io.ReadFull(cn, hdr[:]); err != nil {
+			return
+		}
+		blame := int(binary.LittleEndian.Uint32(hdr[0:]))
+		n := binary.LittleEndian.Uint32(hdr[4:])
+		if n > maxNoticeLen || blame < 0 || blame >= c.size {
+			return // not a notice: the peer is not speaking this protocol
+		}
+		msg := make([]byte, n)
+		if _, err := io.ReadFull(cn, msg); err != nil {
+			return
+		}
+		c.mu.Lock()
+		if c.notices[q] == nil {
+			c.notices[q] = &notice{From: q, Blame: blame, Msg: string(msg)}
+		}
+		wake := c.inflight
+		c.mu.Unlock()
+		if wake != nil {
+			wake()
+		}
+	}
 }
 
 func writeFrame(w net.Conn, op opcode, seq uint64, payload []byte) error {

@@ -24,7 +24,24 @@
 // that dies closes its sockets, so the survivors' reads fail at once with a
 // *PeerError naming the lost rank; a peer that hangs is named when the
 // deadline passes. After any error the Comm is broken: the streams may be
-// out of step, so every later call returns the first error.
+// out of step, so it closes its connections and every later call returns
+// the first error. Closing them is what makes one failure end every rank's
+// call at once rather than at each deadline, but it would also make rank c,
+// which sees rank a die and then rank b close because of a, blame b. So
+// each pair of ranks has a second, control connection: before closing, a
+// broken rank writes there which rank it lost, and a rank that sees a peer
+// close waits (briefly) for that peer's control connection to end before
+// choosing whom to name. Every survivor names the rank that failed first.
+//
+// # Launch
+//
+// ParseEnv reads torchrun's variables or Slurm's through a lookup function
+// (only the command reads the process environment). Launch starts local
+// ranks with torchrun's variables, prefixes and logs their output, forwards
+// SIGINT/SIGTERM, and stops every rank when one fails. Rank 0 listens on
+// MASTER_ADDR:MASTER_PORT; the others send it their rank, world size and
+// configuration fingerprint, and it refuses the group, telling every rank
+// why, when they disagree or a rank is missing or duplicated.
 //
 // # GPU backends
 //

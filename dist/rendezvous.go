@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
 	"syscall"
 	"time"
 )
@@ -52,7 +51,8 @@ func Fingerprint(parts ...[]byte) []byte {
 	return h.Sum(nil)
 }
 
-const magic = "purpcode-dist/1"
+// magic names the protocol; /2 added the control connections.
+const magic = "purpcode-dist/2"
 
 // hello is what a rank tells rank 0 at the rendezvous.
 type hello struct {
@@ -84,14 +84,24 @@ func Connect(ctx context.Context, o Options) (*TCPComm, error) {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 2 * time.Minute
 	}
-	c := &TCPComm{rank: o.Rank, size: o.WorldSize, peers: make([]net.Conn, o.WorldSize), timeout: o.Timeout, sendHook: o.sendHook}
+	c := &TCPComm{
+		rank: o.Rank, size: o.WorldSize, timeout: o.Timeout, sendHook: o.sendHook,
+		peers: make([]net.Conn, o.WorldSize), ctrl: make([]net.Conn, o.WorldSize),
+		ctrlDone: make([]chan struct{}, o.WorldSize), notices: make([]*notice, o.WorldSize),
+	}
 	if o.WorldSize == 1 {
 		if o.Listener != nil {
 			o.Listener.Close()
 		}
 		return c, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	timeout := o.ConnectTimeout
+	if o.Rank != 0 {
+		// Rank 0 names the ranks that never came when its own wait ends;
+		// the others wait a little longer so that they hear which.
+		timeout += min(max(o.ConnectTimeout/4, time.Second), 10*time.Second)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	var (
@@ -157,23 +167,33 @@ func serveRendezvous(ctx context.Context, o Options) (welcome, net.Listener, err
 		for _, cn := range conns {
 			if cn != nil {
 				if why != "" {
+					// The rendezvous deadline may have passed: that is
+					// often why; give the verdict its own second.
+					cn.SetDeadline(time.Now().Add(time.Second))     //nolint:errcheck
 					json.NewEncoder(cn).Encode(welcome{Error: why}) //nolint:errcheck // the peer may be gone
 				}
 				cn.Close()
 			}
 		}
 	}
+	got := 1 // ranks heard from, rank 0 included
+	// reject fails the rendezvous; extra is the rank that made it fail,
+	// which counts as heard from unless it duplicates a rank.
 	reject := func(extra net.Conn, err error) (welcome, net.Listener, error) {
+		if extra != nil && !errors.Is(err, errDuplicate) {
+			got++
+		}
 		if extra != nil {
 			json.NewEncoder(extra).Encode(welcome{Error: err.Error()}) //nolint:errcheck
 			extra.Close()
 		}
 		closeAll(err.Error())
 		data.Close()
+		drainRendezvous(l, err.Error(), o.WorldSize-got)
 		return fail(err)
 	}
 	deadline, _ := ctx.Deadline()
-	for got := 1; got < o.WorldSize; {
+	for got < o.WorldSize {
 		cn, err := l.Accept()
 		if err != nil {
 			var missing []int
@@ -199,7 +219,7 @@ func serveRendezvous(ctx context.Context, o Options) (welcome, net.Listener, err
 		case h.Rank <= 0 || h.Rank >= o.WorldSize:
 			return reject(cn, fmt.Errorf("a rank from %s claims RANK %d; want 1..%d for WORLD_SIZE %d", cn.RemoteAddr(), h.Rank, o.WorldSize-1, o.WorldSize))
 		case conns[h.Rank] != nil:
-			return reject(cn, fmt.Errorf("duplicate RANK %d (from %s and %s)", h.Rank, from[h.Rank], cn.RemoteAddr()))
+			return reject(cn, fmt.Errorf("%w %d (from %s and %s)", errDuplicate, h.Rank, from[h.Rank], cn.RemoteAddr()))
 		case h.Fingerprint != myFP:
 			return reject(cn, fmt.Errorf("rank %d's config fingerprint %.12s differs from rank 0's %.12s: the ranks were started with different configurations", h.Rank, h.Fingerprint, myFP))
 		}
@@ -229,6 +249,36 @@ func serveRendezvous(ctx context.Context, o Options) (welcome, net.Listener, err
 	return w, data, nil
 }
 
+var errDuplicate = errors.New("duplicate RANK")
+
+// drainWait is how long rank 0, having failed the rendezvous, keeps
+// answering ranks that are still arriving.
+const drainWait = time.Second
+
+// drainRendezvous tells the ranks that are connecting to a failed
+// rendezvous why it failed: closing the listener with them in its queue
+// would reset their connections with no reason given. It stops after
+// drainWait or once the missing ranks have been answered.
+func drainRendezvous(l net.Listener, why string, missing int) {
+	dl, ok := l.(interface{ SetDeadline(time.Time) error })
+	if !ok || dl.SetDeadline(time.Now().Add(drainWait)) != nil {
+		return
+	}
+	for ; missing > 0; missing-- {
+		cn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		cn.SetDeadline(time.Now().Add(drainWait)) //nolint:errcheck
+		// Read the hello first: closing with it unread would reset.
+		var h hello
+		if json.NewDecoder(cn).Decode(&h) == nil && h.Magic == magic {
+			json.NewEncoder(cn).Encode(welcome{Error: why}) //nolint:errcheck // best effort
+		}
+		cn.Close()
+	}
+}
+
 // joinRendezvous is the side of every rank but 0.
 func joinRendezvous(ctx context.Context, o Options) (welcome, net.Listener, error) {
 	fail := func(err error) (welcome, net.Listener, error) {
@@ -238,17 +288,19 @@ func joinRendezvous(ctx context.Context, o Options) (welcome, net.Listener, erro
 		cn      net.Conn
 		lastErr error
 	)
-	// Rank 0 may start later than this rank: retry until the deadline.
-	for backoff := 20 * time.Millisecond; ; backoff = min(2*backoff, time.Second) {
+	// Rank 0 may start later than this rank: retry for ConnectTimeout.
+	dialCtx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
+	defer cancel()
+	for backoff := 10 * time.Millisecond; ; backoff = min(2*backoff, 200*time.Millisecond) {
 		var d net.Dialer
 		var err error
-		cn, err = d.DialContext(ctx, "tcp", o.MasterAddr)
+		cn, err = d.DialContext(dialCtx, "tcp", o.MasterAddr)
 		if err == nil {
 			break
 		}
 		lastErr = err
 		select {
-		case <-ctx.Done():
+		case <-dialCtx.Done():
 			return fail(fmt.Errorf("could not reach rank 0 at MASTER_ADDR:MASTER_PORT within %s: %w", o.ConnectTimeout, lastErr))
 		case <-time.After(backoff):
 		}
@@ -287,24 +339,30 @@ func joinRendezvous(ctx context.Context, o Options) (welcome, net.Listener, erro
 	return w, data, nil
 }
 
-// meshHelloLen is a mesh connection's greeting: session id and rank.
-const meshHelloLen = 12
+// meshHelloLen is a mesh connection's greeting: session id, rank and
+// kind (data or control).
+const meshHelloLen = 16
 
-// buildMesh connects c to every peer: it dials the lower ranks and accepts
-// the higher ones on data.
+const (
+	connData = iota
+	connCtrl
+)
+
+// buildMesh connects c to every peer, twice (data and control): it dials
+// the lower ranks and accepts the higher ones on data.
 func buildMesh(ctx context.Context, c *TCPComm, data net.Listener, w welcome) error {
 	stop := context.AfterFunc(ctx, func() { data.Close() })
 	defer stop()
 	deadline, _ := ctx.Deadline()
 	accepted := make(chan error, 1)
-	incoming := make([]net.Conn, c.size)
+	incoming := [2][]net.Conn{make([]net.Conn, c.size), make([]net.Conn, c.size)}
 	go func() {
-		for n := c.rank + 1; n < c.size; n++ {
+		for n := 2 * (c.size - c.rank - 1); n > 0; {
 			cn, err := data.Accept()
 			if err != nil {
 				var missing []int
 				for q := c.rank + 1; q < c.size; q++ {
-					if incoming[q] == nil {
+					if incoming[connData][q] == nil || incoming[connCtrl][q] == nil {
 						missing = append(missing, q)
 					}
 				}
@@ -315,34 +373,39 @@ func buildMesh(ctx context.Context, c *TCPComm, data net.Listener, w welcome) er
 			var b [meshHelloLen]byte
 			if _, err := io.ReadFull(cn, b[:]); err != nil || binary.LittleEndian.Uint64(b[:]) != w.Session {
 				cn.Close() // a stray or stale connection
-				n--
 				continue
 			}
 			q := int(binary.LittleEndian.Uint32(b[8:]))
-			if q <= c.rank || q >= c.size || incoming[q] != nil {
+			kind := binary.LittleEndian.Uint32(b[12:])
+			if q <= c.rank || q >= c.size || kind > connCtrl || incoming[kind][q] != nil {
 				cn.Close()
 				accepted <- fmt.Errorf("unexpected mesh connection claiming rank %d", q)
 				return
 			}
-			incoming[q] = cn
+			incoming[kind][q] = cn
+			n--
 		}
 		accepted <- nil
 	}()
 	var dialErr error
 	for q := 0; q < c.rank && dialErr == nil; q++ {
-		var d net.Dialer
-		cn, err := d.DialContext(ctx, "tcp", w.Addrs[q])
-		if err != nil {
-			dialErr = fmt.Errorf("connect to rank %d at %s: %w", q, w.Addrs[q], err)
-			break
-		}
-		c.peers[q] = cn
-		var b [meshHelloLen]byte
-		binary.LittleEndian.PutUint64(b[:], w.Session)
-		binary.LittleEndian.PutUint32(b[8:], uint32(c.rank))
-		cn.SetDeadline(deadline) //nolint:errcheck
-		if _, err := cn.Write(b[:]); err != nil {
-			dialErr = fmt.Errorf("greet rank %d: %w", q, err)
+		for kind, dst := range [][]net.Conn{c.peers, c.ctrl} {
+			var d net.Dialer
+			cn, err := d.DialContext(ctx, "tcp", w.Addrs[q])
+			if err != nil {
+				dialErr = fmt.Errorf("connect to rank %d at %s: %w", q, w.Addrs[q], err)
+				break
+			}
+			dst[q] = cn
+			var b [meshHelloLen]byte
+			binary.LittleEndian.PutUint64(b[:], w.Session)
+			binary.LittleEndian.PutUint32(b[8:], uint32(c.rank))
+			binary.LittleEndian.PutUint32(b[12:], uint32(kind))
+			cn.SetDeadline(deadline) //nolint:errcheck
+			if _, err := cn.Write(b[:]); err != nil {
+				dialErr = fmt.Errorf("greet rank %d: %w", q, err)
+				break
+			}
 		}
 	}
 	if dialErr != nil {
@@ -350,13 +413,25 @@ func buildMesh(ctx context.Context, c *TCPComm, data net.Listener, w welcome) er
 	}
 	accErr := <-accepted
 	for q := c.rank + 1; q < c.size; q++ {
-		c.peers[q] = incoming[q]
+		c.peers[q], c.ctrl[q] = incoming[connData][q], incoming[connCtrl][q]
 	}
 	if err := cmp.Or(dialErr, accErr); err != nil {
 		return fmt.Errorf("dist: rank %d: mesh: %w", c.rank, err)
 	}
-	if slices.Contains(c.peers[:c.rank], nil) {
-		return fmt.Errorf("dist: rank %d: mesh incomplete", c.rank)
+	for q := range c.size {
+		if q != c.rank && (c.peers[q] == nil || c.ctrl[q] == nil) {
+			return fmt.Errorf("dist: rank %d: mesh incomplete", c.rank)
+		}
+	}
+	for q := range c.size {
+		if q == c.rank {
+			continue
+		}
+		// Control connections stay without a deadline: their readers
+		// wait for the whole life of the Comm.
+		c.ctrl[q].SetDeadline(time.Time{}) //nolint:errcheck
+		c.ctrlDone[q] = make(chan struct{})
+		go c.watch(q)
 	}
 	return nil
 }

@@ -60,6 +60,12 @@ type Backend interface {
 	SwiGLUBackward(dgate, dup, dout, gate, up, sig *Tensor)
 	// GatherRows copies rows[i] of src (N, C) into row i of dst (len(rows), C).
 	GatherRows(dst, src *Tensor, rows []int)
+	// Copy copies src into dst (same dtype and element count).
+	Copy(dst, src *Tensor)
+
+	// The rollout engine's paged KV cache (see PagedRows).
+	PagedKVWrite(kc, vc, k, v *Tensor, p PagedRows)
+	PagedAttention(out, q, kc, vc *Tensor, p PagedRows)
 
 	LMHeadLoss(h, w *Tensor, targets []int32, tokLoss, dh, dw *Tensor, scale float32) (float64, int)
 	LMHeadTokenStats(h, w *Tensor, targets []int32, st TokenStats)

@@ -30,6 +30,9 @@ type Options struct {
 	// Sandbox runs the tasks' tests for the ground-truth tests-pass rate;
 	// nil leaves that rate unmeasured.
 	Sandbox *sandbox.Runner
+	// OnProgress, when set, is called on Run's goroutine as each prompt's
+	// answer is complete, with the answers done and the prompts in all.
+	OnProgress func(done, total int)
 }
 
 // Scored is one evaluated prompt: the reward's score and the ground truth.
@@ -106,7 +109,11 @@ func Run(ctx context.Context, m *qwen2.Model, tok *tokenizer.Tokenizer, sc *orac
 	var wg sync.WaitGroup
 	// Score each prompt as soon as its answer is complete, overlapping the
 	// oracles (sandbox, analyzer) with further decoding.
+	done := 0
 	err = eng.Run(ctx, reqs, func(i int, samples []generate.Sample) {
+		if done++; opts.OnProgress != nil {
+			opts.OnProgress(done, len(rows))
+		}
 		row := rows[i]
 		row.Response = generate.CompletionText(tok, opts.Prefix, samples[0].Tokens)
 		wg.Add(1)

@@ -31,7 +31,7 @@ func BenchmarkDecode(b *testing.B) {
 	const prompt, gen = 128, 64
 	for _, batch := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			kv := qwen2.NewKVCache(m.Cfg, 16, batch*(prompt+gen)/16+batch)
+			kv := m.NewKVCache(16, batch*(prompt+gen)/16+batch)
 			dec := m.NewDecoder(kv)
 			defer dec.Close()
 			r := rand.New(rand.NewPCG(1, 2))
@@ -83,7 +83,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkPrefill(b *testing.B) {
 	m := benchModel(b)
 	const prompt = 512
-	kv := qwen2.NewKVCache(m.Cfg, 16, prompt/16)
+	kv := m.NewKVCache(16, prompt/16)
 	dec := m.NewDecoder(kv)
 	defer dec.Close()
 	r := rand.New(rand.NewPCG(1, 2))

@@ -14,9 +14,15 @@ import (
 // together in the next batch, so concurrent callers share the engine's
 // continuous batching instead of taking turns one prompt at a time.
 type Completer struct {
-	eng    *Engine
-	tok    *tokenizer.Tokenizer
+	q      *completerQueue
 	params SamplingParams
+}
+
+// completerQueue is the engine and its queue, shared by a Completer and
+// the views WithParams makes of it.
+type completerQueue struct {
+	eng *Engine
+	tok *tokenizer.Tokenizer
 
 	mu      sync.Mutex
 	queue   []*completion
@@ -24,8 +30,9 @@ type Completer struct {
 }
 
 type completion struct {
-	ids  []int
-	done chan completionResult
+	ids    []int
+	params SamplingParams
+	done   chan completionResult
 }
 
 type completionResult struct {
@@ -37,24 +44,32 @@ type completionResult struct {
 // apply to every completion; greedy decoding is the usual choice for a
 // judge.
 func NewCompleter(eng *Engine, tok *tokenizer.Tokenizer, params SamplingParams) *Completer {
-	return &Completer{eng: eng, tok: tok, params: params}
+	return &Completer{q: &completerQueue{eng: eng, tok: tok}, params: params}
+}
+
+// WithParams returns a Completer that decodes with params on c's engine,
+// batched with c's calls: one model serving as a judge that answers in a
+// word and as a writer of long analyses.
+func (c *Completer) WithParams(params SamplingParams) *Completer {
+	return &Completer{q: c.q, params: params}
 }
 
 // Complete renders prompt as a single user turn with the tokenizer's chat
 // template and returns the model's answer (special tokens removed).
 func (c *Completer) Complete(ctx context.Context, prompt string) (string, error) {
-	ids, _, err := BuildPrompt(c.tok, PromptSpec{Messages: []tokenizer.Message{{Role: "user", Content: prompt}}})
+	q := c.q
+	ids, _, err := BuildPrompt(q.tok, PromptSpec{Messages: []tokenizer.Message{{Role: "user", Content: prompt}}})
 	if err != nil {
 		return "", fmt.Errorf("completer: %w", err)
 	}
-	p := &completion{ids: ids, done: make(chan completionResult, 1)}
-	c.mu.Lock()
-	c.queue = append(c.queue, p)
-	if !c.running {
-		c.running = true
-		go c.loop()
+	p := &completion{ids: ids, params: c.params, done: make(chan completionResult, 1)}
+	q.mu.Lock()
+	q.queue = append(q.queue, p)
+	if !q.running {
+		q.running = true
+		go q.loop()
 	}
-	c.mu.Unlock()
+	q.mu.Unlock()
 	select {
 	case r := <-p.done:
 		return r.text, r.err
@@ -64,28 +79,28 @@ func (c *Completer) Complete(ctx context.Context, prompt string) (string, error)
 }
 
 // loop decodes queued prompts batch by batch until the queue is empty.
-func (c *Completer) loop() {
+func (q *completerQueue) loop() {
 	for {
-		c.mu.Lock()
-		batch := c.queue
-		c.queue = nil
+		q.mu.Lock()
+		batch := q.queue
+		q.queue = nil
 		if len(batch) == 0 {
-			c.running = false
-			c.mu.Unlock()
+			q.running = false
+			q.mu.Unlock()
 			return
 		}
-		c.mu.Unlock()
+		q.mu.Unlock()
 		reqs := make([]Request, len(batch))
 		for i, p := range batch {
-			reqs[i] = Request{ID: fmt.Sprint(i), Prompt: p.ids, N: 1, Params: c.params}
+			reqs[i] = Request{ID: fmt.Sprint(i), Prompt: p.ids, N: 1, Params: p.params}
 		}
-		out, err := c.eng.Generate(context.Background(), reqs)
+		out, err := q.eng.Generate(context.Background(), reqs)
 		for i, p := range batch {
 			if err != nil {
 				p.done <- completionResult{err: err}
 				continue
 			}
-			p.done <- completionResult{text: c.tok.Decode(out[i][0].Tokens, true)}
+			p.done <- completionResult{text: q.tok.Decode(out[i][0].Tokens, true)}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -33,27 +34,42 @@ func TestCompleterConcurrentMatchesAlone(t *testing.T) {
 	m := qwen2.New(cfg, engine.NewDefaultCPU(engine.CPUOptions{Workers: 2}), 5)
 	params := SamplingParams{Greedy: true, MaxNewTokens: 12}
 	prompts := []string{"classify the reply", "hello", "world code", "VERDICT", "code hello world", "reply"}
+	// A view with other parameters shares the engine and the batches.
+	short := SamplingParams{Greedy: true, MaxNewTokens: 3}
 	alone := make([]string, len(prompts))
+	aloneShort := make([]string, len(prompts))
 	for i, p := range prompts {
 		c := NewCompleter(newEngine(t, m, Options{MaxBatch: 1}), tok, params)
 		if alone[i], err = c.Complete(context.Background(), p); err != nil {
 			t.Fatal(err)
 		}
+		if aloneShort[i], err = NewCompleter(newEngine(t, m, Options{MaxBatch: 1}), tok, short).Complete(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := NewCompleter(newEngine(t, m, Options{MaxBatch: 8}), tok, params)
+	cs := c.WithParams(short)
 	got := make([]string, len(prompts))
+	gotShort := make([]string, len(prompts))
 	var wg sync.WaitGroup
 	for i, p := range prompts {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			got[i], _ = c.Complete(context.Background(), p)
+		}()
+		go func() {
+			defer wg.Done()
+			gotShort[i], _ = cs.Complete(context.Background(), p)
 		}()
 	}
 	wg.Wait()
 	for i := range prompts {
 		if got[i] != alone[i] {
 			t.Errorf("prompt %q: concurrent answer %q, alone %q", prompts[i], got[i], alone[i])
+		}
+		if gotShort[i] != aloneShort[i] || !strings.HasPrefix(got[i], gotShort[i]) {
+			t.Errorf("prompt %q: concurrent short answer %q, alone %q, long %q", prompts[i], gotShort[i], aloneShort[i], got[i])
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())

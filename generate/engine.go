@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -39,7 +40,10 @@ type Sample struct {
 	// RawLogProbs holds log-softmax of the model's raw logits (temperature
 	// 1, no filtering) at each token: what a forward pass of the trainer
 	// computes.
-	RawLogProbs  []float32
+	RawLogProbs []float32
+	// TopLogProbs holds, when Params.TopLogProbs > 0, that many most
+	// likely tokens of the raw distribution at each token.
+	TopLogProbs  [][]TokenLogProb
 	FinishReason string
 }
 
@@ -100,13 +104,18 @@ func New(m *qwen2.Model, opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("generate: EOS id %d outside vocab_size %d", id, cfg.Vocab)
 		}
 	}
-	kv := qwen2.NewKVCache(cfg, opts.BlockSize, opts.KVBlocks)
-	workers := max(1, m.CPU().Workers())
+	kv := m.NewKVCache(opts.BlockSize, opts.KVBlocks)
+	// Sampling runs on the host, one sampler per goroutine.
+	workers := runtime.GOMAXPROCS(0)
 	return &Engine{m: m, opts: opts, kv: kv, dec: m.NewDecoder(kv), samp: make([]sampler, workers)}, nil
 }
 
-// Close stops the engine's workers.
-func (e *Engine) Close() { e.dec.Close() }
+// Close frees the engine's KV pool and scratch (device memory under a
+// device backend).
+func (e *Engine) Close() {
+	e.dec.Close()
+	e.kv.Close()
+}
 
 // Options returns the options in effect (defaults filled in).
 func (e *Engine) Options() Options { return e.opts }
@@ -150,6 +159,7 @@ type seq struct {
 	// Result of the current step's draw.
 	tok           int
 	logp, rawLogp float64
+	top           []TokenLogProb
 }
 
 // run is the scheduler state of one Run call.
@@ -300,7 +310,7 @@ func (r *run) fork() int {
 				worst: e.kv.BlocksFor(len(g.prompt) + g.maxNew - 1),
 			}
 			*s.out = Sample{RequestID: g.req.ID, Index: i}
-			s.tok, s.logp, s.rawLogp = e.samp[0].draw(g.logits, &g.req.Params, s.rng)
+			s.drawNext(&e.samp[0], g.logits)
 			if r.accept(s) {
 				completed += r.finish(s)
 			} else {
@@ -386,7 +396,7 @@ func (r *run) step() (int, bool, error) {
 			defer wg.Done()
 			for i := w; i < len(r.running); i += nw {
 				s := r.running[i]
-				s.tok, s.logp, s.rawLogp = e.samp[w].draw(logits.F32[i*v:(i+1)*v], &s.g.req.Params, s.rng)
+				s.drawNext(&e.samp[w], logits.F32[i*v:(i+1)*v])
 			}
 		}()
 	}
@@ -414,6 +424,9 @@ func (r *run) accept(s *seq) bool {
 	o.Tokens = append(o.Tokens, s.tok)
 	o.LogProbs = append(o.LogProbs, float32(s.logp))
 	o.RawLogProbs = append(o.RawLogProbs, float32(s.rawLogp))
+	if s.top != nil {
+		o.TopLogProbs = append(o.TopLogProbs, s.top)
+	}
 	s.next[0] = int32(s.tok)
 	switch {
 	case r.isStopToken(g, s.tok) || r.hitStopString(g, o.Tokens):

@@ -165,26 +165,8 @@ func TestBatchInvariance(t *testing.T) {
 // the log-softmax at every sampled token and its log-prob under the
 // filtered, renormalised sampling distribution (by sorting everything).
 func refLogProbs(m *qwen2.Model, prompt []int, s Sample, sp SamplingParams) (raw, samp []float64) {
-	ids := make([]int32, 0, len(prompt)+len(s.Tokens))
-	for _, id := range prompt {
-		ids = append(ids, int32(id))
-	}
-	for _, id := range s.Tokens {
-		ids = append(ids, int32(id))
-	}
-	ids = ids[:len(ids)-1] // the last token is never fed
-	b := &qwen2.Batch{B: 1, T: len(ids), IDs: ids}
-	a := m.NewActs(1, len(ids))
-	m.Forward(a, b)
-	v := m.Cfg.Vocab
-	rows := make([]int, len(s.Tokens))
-	for i := range rows {
-		rows[i] = len(prompt) - 1 + i
-	}
-	logits := engine.New(len(rows), v)
-	m.Logits(a, rows, logits)
 	for i, tok := range s.Tokens {
-		row := logits.F32[i*v : (i+1)*v]
+		row := refLogits(m, prompt, s, i)
 		raw = append(raw, float64(row[tok])-logSumExp(row))
 		if sp.isGreedy() {
 			samp = append(samp, raw[i])

@@ -27,9 +27,10 @@ type LiveRequest struct {
 type Update struct {
 	Index        int // sample index within the request
 	Tokens       []int
-	LogProbs     []float32 // as Sample.LogProbs
-	RawLogProbs  []float32 // as Sample.RawLogProbs
-	FinishReason string    // set on the sample's last update
+	LogProbs     []float32        // as Sample.LogProbs
+	RawLogProbs  []float32        // as Sample.RawLogProbs
+	TopLogProbs  [][]TokenLogProb // as Sample.TopLogProbs (rows shared, never modified)
+	FinishReason string           // set on the sample's last update
 }
 
 // live is the loop's record of one admitted or waiting request.
@@ -161,6 +162,9 @@ func (l *live) report() {
 			Tokens:      append([]int(nil), s.Tokens[from:]...),
 			LogProbs:    append([]float32(nil), s.LogProbs[from:]...),
 			RawLogProbs: append([]float32(nil), s.RawLogProbs[from:]...),
+		}
+		if len(s.TopLogProbs) > from {
+			u.TopLogProbs = append([][]TokenLogProb(nil), s.TopLogProbs[from:]...)
 		}
 		if finished {
 			u.FinishReason = s.FinishReason

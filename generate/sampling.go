@@ -27,6 +27,16 @@ type SamplingParams struct {
 	StopStrings []string
 	// Greedy takes the most likely token (smallest id on ties).
 	Greedy bool
+	// TopLogProbs asks for the TopLogProbs most likely tokens of the raw
+	// distribution (log-softmax of the logits, as RawLogProbs) at every
+	// step, in Sample.TopLogProbs; 0 records none.
+	TopLogProbs int
+}
+
+// TokenLogProb is a candidate token and its log-prob.
+type TokenLogProb struct {
+	ID      int
+	LogProb float32
 }
 
 // validate checks user-supplied parameters against a vocabulary size.
@@ -40,6 +50,8 @@ func (p *SamplingParams) validate(vocab int) error {
 		return fmt.Errorf("top_k %d must be >= 0", p.TopK)
 	case p.MaxNewTokens <= 0:
 		return fmt.Errorf("max_new_tokens %d must be positive", p.MaxNewTokens)
+	case p.TopLogProbs < 0 || p.TopLogProbs > vocab:
+		return fmt.Errorf("top log-probs %d must be in [0, vocab_size %d]", p.TopLogProbs, vocab)
 	}
 	for _, id := range p.StopIDs {
 		if id < 0 || id >= vocab {
@@ -98,6 +110,41 @@ func (s *sampler) draw(logits []float32, sp *SamplingParams, rng *rand.Rand) (to
 	}
 	tok, logp = sampleFrom(cand, p, rng.Float64())
 	return tok, logp, float64(logits[tok]) - lse
+}
+
+// drawNext draws s's next token from its logits with sm and records the
+// step's most likely raw alternatives when the request asks for them.
+func (s *seq) drawNext(sm *sampler, logits []float32) {
+	p := &s.g.req.Params
+	s.tok, s.logp, s.rawLogp = sm.draw(logits, p, s.rng)
+	s.top = sm.topRaw(logits, p.TopLogProbs)
+}
+
+// topRaw returns the k most likely tokens of log-softmax(logits), most
+// likely first, ties to the smaller id (the sampler's candidate order). It
+// reuses the scratch that draw fills, so it runs after draw.
+func (s *sampler) topRaw(logits []float32, k int) []TokenLogProb {
+	if k <= 0 {
+		return nil
+	}
+	v := len(logits)
+	if cap(s.p) < v {
+		s.p = make([]float64, v)
+		s.idx = make([]int32, v)
+	}
+	// Logits order tokens as their probabilities do; no exp needed.
+	p, idx := s.p[:v], s.idx[:v]
+	for i, x := range logits {
+		p[i] = float64(x)
+		idx[i] = int32(i)
+	}
+	top := topKFilter(idx, p, min(k, v))
+	lse := logSumExp(logits)
+	out := make([]TokenLogProb, len(top))
+	for j, i := range top {
+		out[j] = TokenLogProb{ID: int(i), LogProb: float32(float64(logits[i]) - lse)}
+	}
+	return out
 }
 
 // logSumExp of float32 logits, in float64.

@@ -16,6 +16,7 @@ import (
 	"purpcode/engine"
 	"purpcode/eval"
 	"purpcode/generate"
+	"purpcode/internal/progress"
 	"purpcode/model/qwen2"
 	"purpcode/oracle"
 	"purpcode/redteam"
@@ -29,10 +30,19 @@ type Options struct {
 	// Judge judges general-safety / noreject answers (nil: the heuristic
 	// refusal classifier); load it from Config.JudgeModel.
 	Judge oracle.Judge
-	Log   io.Writer // progress lines (nil: discarded)
-	// OnStage, when set, is called as each stage starts ("world",
-	// "distill", "sft", "rl", "test"), for tests.
+	// Log receives the run's log lines and progress bars (nil:
+	// discarded); bars are redrawn in place when it is a terminal.
+	Log io.Writer
+	// OnStage, when set, is called as each stage starts to run (not for
+	// one skipped as complete), with its name: "world", "validation-base",
+	// "distill", "sft", "validation-sft", "rl", "validation-rl", then
+	// "test-base", "test-sft", "test-rl".
 	OnStage func(stage string)
+	// Resume continues the run in Config.Out: stages with a completion
+	// marker are skipped, SFT and RL continue from their last checkpoint,
+	// any other unfinished stage runs again. An empty or absent directory
+	// starts a new run.
+	Resume bool
 }
 
 // StageResult is one evaluated model of the run.
@@ -78,39 +88,28 @@ type Checkpoints struct {
 type recipe struct {
 	cfg   Config
 	opts  Options
+	out   *progress.Output // the log and the stages' progress bars
 	start time.Time
 	an    *analyzer.Analyzer
 	sb    *sandbox.Runner
 }
 
 func (r *recipe) logf(format string, args ...any) {
-	if r.opts.Log != nil {
-		fmt.Fprintf(r.opts.Log, "[%5.0fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
-	}
+	fmt.Fprintf(r.out, "[%5.0fs] %s\n", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func (r *recipe) stage(name string) {
-	if r.opts.OnStage != nil {
-		r.opts.OnStage(name)
-	}
-}
-
-// Run runs the recipe into cfg.Out (which must be empty or absent) and
-// writes report.md, stages.json and the plots there.
+// Run runs the recipe into cfg.Out (which must be empty or absent, unless
+// opts.Resume) and writes report.md, stages.json and the plots there. Each
+// stage leaves a completion marker (MarkerDir) after its outputs; a
+// cancelled ctx stops the run with an *InterruptedError.
 func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if opts.CPU == nil {
 		opts.CPU = engine.NewDefaultCPU(engine.CPUOptions{Workers: cfg.Threads})
 	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
+	if err := prepareDir(cfg, opts.Resume); err != nil {
+		return nil, err
 	}
-	if entries, err := os.ReadDir(cfg.Out); err == nil && len(entries) > 0 {
-		return nil, fmt.Errorf("run directory %s is not empty", cfg.Out)
-	}
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return nil, fmt.Errorf("create run directory: %w", err)
-	}
-	r := &recipe{cfg: cfg, opts: opts, start: time.Now()}
+	r := &recipe{cfg: cfg, opts: opts, out: progress.New(opts.Log), start: time.Now()}
 	var err error
 	if r.an, err = analyzer.New(); err != nil {
 		return nil, fmt.Errorf("analyzer: %w", err)
@@ -123,13 +122,19 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	// 1. The world's tuning files. The world is generated again for the
 	// test file after tuning, so no test row is on disk or in a value the
 	// tuning stages can reach while they run.
-	r.stage("world")
-	in, stats, err := r.writeTuningFiles()
+	in := r.tuningFiles()
+	var stats WorldStats
+	err = r.stage(ctx, "world", &stats, func() error {
+		if stats, err = r.writeTuningFiles(in); err != nil {
+			return err
+		}
+		r.logf("world (seed %d, corpus seed %d): %d train, %d validation, %d test prompts; %d test prompts are in the pretraining corpus verbatim",
+			cfg.WorldSeed, stats.CorpusSeed, stats.Train, stats.Validation, stats.Test, stats.TestInCorpus)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	r.logf("world (seed %d, corpus seed %d): %d train, %d validation, %d test prompts; %d test prompts are in the pretraining corpus verbatim",
-		cfg.WorldSeed, stats.CorpusSeed, stats.Train, stats.Validation, stats.Test, stats.TestInCorpus)
 
 	// 2-4. Tuning: distill -> SFT -> RL, each stage evaluated on validation.
 	ckpts, val, err := r.tune(ctx, in)
@@ -137,13 +142,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	// 5. The final evaluation: the only reader of the test file.
-	r.stage("test")
-	testPath, err := r.writeTestFile()
-	if err != nil {
-		return nil, err
-	}
-	test, err := r.evaluateAll(ctx, "test", testPath, ckpts)
+	// 5. The final evaluation: the only reader of the test file, which
+	// the first test stage to run writes.
+	test, err := r.evaluateTest(ctx, ckpts)
 	if err != nil {
 		return nil, err
 	}
@@ -178,20 +179,24 @@ func limitRows(rows []redteam.PromptRow, n int) []redteam.PromptRow {
 	return out
 }
 
-func (r *recipe) writeTuningFiles() (Tuning, WorldStats, error) {
+// tuningFiles are the paths writeTuningFiles writes.
+func (r *recipe) tuningFiles() Tuning {
+	dir := filepath.Join(r.cfg.Out, "world")
+	return Tuning{Train: filepath.Join(dir, redteam.FileTrain), Validation: filepath.Join(dir, redteam.FileValidation), Dir: r.cfg.Out}
+}
+
+func (r *recipe) writeTuningFiles(in Tuning) (WorldStats, error) {
 	w, err := r.world()
 	if err != nil {
-		return Tuning{}, WorldStats{}, err
+		return WorldStats{}, err
 	}
-	dir := filepath.Join(r.cfg.Out, "world")
-	if _, err := w.WriteDir(dir); err != nil {
-		return Tuning{}, WorldStats{}, err
+	if _, err := w.WriteDir(filepath.Dir(in.Train)); err != nil {
+		return WorldStats{}, err
 	}
-	stats := WorldStats{
+	return WorldStats{
 		Train: len(w.Train), Validation: len(w.Validation), Test: len(w.Test), CorpusSeed: w.Options.CorpusSeed,
 		TestInCorpus: w.CorpusOverlap(w.Test), ValidationInCorpus: w.CorpusOverlap(w.Validation),
-	}
-	return Tuning{Train: filepath.Join(dir, redteam.FileTrain), Validation: filepath.Join(dir, redteam.FileValidation), Dir: r.cfg.Out}, stats, nil
+	}, nil
 }
 
 func (r *recipe) writeTestFile() (string, error) {
@@ -205,8 +210,8 @@ func (r *recipe) writeTestFile() (string, error) {
 // LoadModel loads a model directory for generation: weights, tokenizer and
 // the stop tokens from generation_config.json, config.json and the
 // tokenizer.
-func LoadModel(dir string, cpu *engine.CPU) (*qwen2.Model, *tokenizer.Tokenizer, []int, error) {
-	m, err := qwen2.Load(dir, cpu)
+func LoadModel(dir string, be engine.Backend) (*qwen2.Model, *tokenizer.Tokenizer, []int, error) {
+	m, err := qwen2.Load(dir, be)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -221,16 +226,27 @@ func LoadModel(dir string, cpu *engine.CPU) (*qwen2.Model, *tokenizer.Tokenizer,
 	return m, tok, eos, nil
 }
 
-// evaluateAll evaluates every checkpoint on the rows of path; split names
-// the output files (eval-<split>-<stage>.jsonl).
-func (r *recipe) evaluateAll(ctx context.Context, split, path string, ckpts Checkpoints) ([]StageResult, error) {
-	rows, err := oracle.ReadRows(path)
-	if err != nil {
-		return nil, fmt.Errorf("read %s rows: %w", split, err)
-	}
+// evaluateTest evaluates every checkpoint on the test split, one stage
+// each ("test-<name>"); the first of them to run writes the test file.
+func (r *recipe) evaluateTest(ctx context.Context, ckpts Checkpoints) ([]StageResult, error) {
+	var rows []oracle.Row
 	var out []StageResult
 	for i, name := range ckpts.Names {
-		s, err := r.evaluate(ctx, split, name, ckpts.Dirs[i], rows)
+		var s StageResult
+		err := r.stage(ctx, "test-"+name, &s, func() error {
+			if rows == nil {
+				path, err := r.writeTestFile()
+				if err != nil {
+					return err
+				}
+				if rows, err = oracle.ReadRows(path); err != nil {
+					return fmt.Errorf("read test rows: %w", err)
+				}
+			}
+			var err error
+			s, err = r.evaluate(ctx, "test", name, ckpts.Dirs[i], rows)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -251,9 +267,11 @@ func (r *recipe) evaluate(ctx context.Context, split, name, dir string, rows []o
 	oc.AlwaysRunOracle = true
 	oc.CodeSec.NoCodeScore = r.cfg.RL.NoCodeScore
 	scorer := oracle.NewScorer(r.an, r.sb, r.opts.Judge, oc)
+	bar := r.out.Counter(split+"-"+name, "prompts", 1)
 	scored, metrics, err := eval.Run(ctx, m, tok, scorer, rows, eval.Options{
-		Prefix: r.cfg.RL.Prefix, MaxNewTokens: r.cfg.Eval.MaxNewTokens, EOS: eos, Sandbox: r.sb,
+		Prefix: r.cfg.RL.Prefix, MaxNewTokens: r.cfg.Eval.MaxNewTokens, EOS: eos, Sandbox: r.sb, OnProgress: bar.Update,
 	})
+	bar.Done()
 	if err != nil {
 		return StageResult{}, fmt.Errorf("evaluate %s on %s: %w", name, split, err)
 	}

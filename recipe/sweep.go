@@ -24,7 +24,8 @@ type SweepResult struct {
 // The worlds share the base model because they share its corpus (the
 // corpus seed is fixed); only the split and the phrasings change. With
 // resume, a world whose directory holds a finished run (stages.json) is
-// read instead of run again, and an unfinished one is run from scratch.
+// read instead of run again, an unfinished one is resumed (Options.Resume)
+// and a directory without a resumable run is run from scratch.
 func Sweep(ctx context.Context, cfg Config, seeds int, resume bool, opts Options) (*SweepResult, error) {
 	if seeds < 1 {
 		return nil, fmt.Errorf("sweep: %d seeds, want >= 1", seeds)
@@ -41,16 +42,19 @@ func Sweep(ctx context.Context, cfg Config, seeds int, resume bool, opts Options
 		if opts.Log != nil {
 			fmt.Fprintf(opts.Log, "[%5.0fs] sweep: world %d of %d (seed %d) -> %s\n", time.Since(start).Seconds(), i+1, seeds, c.WorldSeed, c.Out)
 		}
+		o := opts
 		if resume {
 			if r, err := readResult(filepath.Join(c.Out, "stages.json")); err == nil {
 				res.Worlds = append(res.Worlds, r)
 				continue
 			}
-			if err := os.RemoveAll(c.Out); err != nil {
-				return nil, fmt.Errorf("sweep: remove unfinished %s: %w", c.Out, err)
+			if o.Resume = Resumable(c.Out); !o.Resume {
+				if err := os.RemoveAll(c.Out); err != nil {
+					return nil, fmt.Errorf("sweep: remove unfinished %s: %w", c.Out, err)
+				}
 			}
 		}
-		r, err := Run(ctx, c, opts)
+		r, err := Run(ctx, c, o)
 		if err != nil {
 			return nil, fmt.Errorf("sweep world seed %d: %w", c.WorldSeed, err)
 		}

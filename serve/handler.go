@@ -51,7 +51,8 @@ func (b *inbox) take() []event {
 type choice struct {
 	index    int
 	text     *textStream
-	logp     []float32 // raw log-prob per token
+	logp     []float32                 // raw log-prob per token
+	top      [][]generate.TokenLogProb // most likely alternatives per token
 	finish   string
 	shown    int // bytes of text sent (streaming)
 	shownTok int // tokens whose log-probs were sent (streaming)
@@ -202,6 +203,7 @@ func (rp *reply) apply(e event) error {
 	}
 	c := rp.choices[e.prompt*rp.j.n+e.u.Index]
 	c.logp = append(c.logp, e.u.RawLogProbs...)
+	c.top = append(c.top, e.u.TopLogProbs...)
 	if e.u.FinishReason != "" {
 		c.finish = e.u.FinishReason
 	}
@@ -220,16 +222,35 @@ func (rp *reply) usage() map[string]int {
 	return map[string]int{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 }
 
-// tokenLogprobs lists the log-probs of tokens from..to of c that show in
-// the text (special tokens such as EOS do not).
+// tokenLogprob is one shown token's log-prob (and, when asked for, its
+// most likely alternatives) in the chat shape; offset is the token's start
+// in the text, for the completions shape.
 type tokenLogprob struct {
-	Token       string  `json:"token"`
-	Logprob     float32 `json:"logprob"`
-	Bytes       []int   `json:"bytes"`
-	TopLogprobs []any   `json:"top_logprobs"`
+	Token       string       `json:"token"`
+	Logprob     float32      `json:"logprob"`
+	Bytes       []int        `json:"bytes"`
+	TopLogprobs []topLogprob `json:"top_logprobs"`
 	offset      int
 }
 
+type topLogprob struct {
+	Token   string  `json:"token"`
+	Logprob float32 `json:"logprob"`
+	Bytes   []int   `json:"bytes"`
+}
+
+// tokenText is a token's text and its UTF-8 bytes, as OpenAI lists them.
+func (rp *reply) tokenText(id int) (string, []int) {
+	s := rp.s.cfg.Tokenizer.Decode([]int{id}, false)
+	b := make([]int, len(s))
+	for i := range len(s) {
+		b[i] = int(s[i])
+	}
+	return s, b
+}
+
+// tokenLogprobs lists the log-probs of tokens from..to of c that show in
+// the text (special tokens such as EOS do not).
 func (rp *reply) tokenLogprobs(c *choice, from, to int) []tokenLogprob {
 	tok := rp.s.cfg.Tokenizer
 	out := []tokenLogprob{}
@@ -238,21 +259,26 @@ func (rp *reply) tokenLogprobs(c *choice, from, to int) []tokenLogprob {
 		if tok.IsSpecial(id) {
 			continue
 		}
-		s := tok.Decode([]int{id}, false)
-		b := make([]int, len(s))
-		for i := range len(s) {
-			b[i] = int(s[i])
-		}
+		s, b := rp.tokenText(id)
 		off := 0
 		if k > 0 {
 			off = max(c.text.ends[k-1], 0)
 		}
-		out = append(out, tokenLogprob{Token: s, Logprob: c.logp[k], Bytes: b, TopLogprobs: []any{}, offset: off})
+		top := []topLogprob{}
+		if k < len(c.top) {
+			for _, alt := range c.top[k] {
+				ts, tb := rp.tokenText(alt.ID)
+				top = append(top, topLogprob{Token: ts, Logprob: alt.LogProb, Bytes: tb})
+			}
+		}
+		out = append(out, tokenLogprob{Token: s, Logprob: c.logp[k], Bytes: b, TopLogprobs: top, offset: off})
 	}
 	return out
 }
 
-// logprobsField renders log-probs in the endpoint's shape.
+// logprobsField renders log-probs in the endpoint's shape. The completions
+// shape maps each position's alternatives by text and always includes the
+// sampled token (so up to logprobs+1 entries, as OpenAI documents).
 func (rp *reply) logprobsField(c *choice, from, to int) any {
 	if !rp.j.logprobs {
 		return nil
@@ -264,10 +290,23 @@ func (rp *reply) logprobsField(c *choice, from, to int) any {
 	tokens := make([]string, len(lp))
 	values := make([]float32, len(lp))
 	offsets := make([]int, len(lp))
+	tops := make([]map[string]float32, len(lp))
 	for i, t := range lp {
 		tokens[i], values[i], offsets[i] = t.Token, t.Logprob, t.offset
+		m := map[string]float32{}
+		for _, alt := range t.TopLogprobs {
+			// Two ids with the same text (e.g. invalid UTF-8 pieces): the
+			// more likely one, listed first, is kept.
+			if _, dup := m[alt.Token]; !dup {
+				m[alt.Token] = alt.Logprob
+			}
+		}
+		if _, ok := m[t.Token]; !ok {
+			m[t.Token] = t.Logprob
+		}
+		tops[i] = m
 	}
-	return map[string]any{"tokens": tokens, "token_logprobs": values, "top_logprobs": nil, "text_offset": offsets}
+	return map[string]any{"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
 }
 
 func (rp *reply) final() map[string]any {

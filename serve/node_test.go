@@ -38,6 +38,7 @@ func TestOpenAINodeClient(t *testing.T) {
 		Models []string `json:"models"`
 		Chat   struct {
 			Content, Finish, LogprobTokens string
+			TopLogprobs                    [][][2]any
 			Usage                          struct {
 				TotalTokens int `json:"total_tokens"`
 			}
@@ -52,6 +53,7 @@ func TestOpenAINodeClient(t *testing.T) {
 		Completions []struct {
 			Index        int
 			Text, Tokens string
+			TopLogprobs  []map[string]float32
 		}
 		Errors map[string]struct {
 			Status int
@@ -83,6 +85,24 @@ func TestOpenAINodeClient(t *testing.T) {
 	if got.Chat.Usage.TotalTokens == 0 {
 		t.Error("node chat: no usage")
 	}
+	code, body = f.post(t, "/v1/chat/completions", chatBody(prompt, map[string]any{"max_tokens": 40, "logprobs": true, "top_logprobs": 2}))
+	if code != 200 {
+		t.Fatalf("net/http chat with top_logprobs: %d %s", code, body)
+	}
+	wantTop := decode[topChatResponse](t, body).Choices[0].Logprobs.Content
+	if len(got.Chat.TopLogprobs) != len(wantTop) {
+		t.Fatalf("node chat: %d tokens with top_logprobs, net/http %d", len(got.Chat.TopLogprobs), len(wantTop))
+	}
+	for i, alts := range got.Chat.TopLogprobs {
+		for j, a := range alts {
+			w := wantTop[i].TopLogprobs[j]
+			// JSON carries the float32's shortest decimal form.
+			lp, _ := a[1].(float64)
+			if len(alts) != 2 || a[0] != w.Token || float32(lp) != w.Logprob {
+				t.Fatalf("node chat token %d alternative %d: %v, net/http %+v", i, j, a, w)
+			}
+		}
+	}
 
 	code, body = f.post(t, "/v1/chat/completions", chatBody(prompt, map[string]any{"max_tokens": 40, "n": 2, "seed": 7, "temperature": 0.9}))
 	if code != 200 {
@@ -104,6 +124,12 @@ func TestOpenAINodeClient(t *testing.T) {
 	for _, c := range got.Completions {
 		if c.Tokens != c.Text {
 			t.Errorf("completion %d: logprob tokens %q, text %q", c.Index, c.Tokens, c.Text)
+		}
+		// logprobs: 1 lists the most likely text and the sampled one.
+		for i, m := range c.TopLogprobs {
+			if len(m) < 1 || len(m) > 2 {
+				t.Errorf("completion %d token %d: top_logprobs %v", c.Index, i, m)
+			}
 		}
 	}
 

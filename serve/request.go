@@ -73,6 +73,7 @@ type job struct {
 	stream       bool
 	includeUsage bool
 	logprobs     bool
+	topLogprobs  int // alternatives per token (chat top_logprobs, completions logprobs)
 	stops        []string
 	ignoreEOS    bool
 }
@@ -237,6 +238,8 @@ func (req *chatRequest) job(lim limits, tok *tokenizer.Tokenizer) (*job, error) 
 		if !j.logprobs {
 			return nil, invalid("top_logprobs", "top_logprobs needs logprobs set to true")
 		}
+		j.topLogprobs = *t
+		j.params.TopLogProbs = *t
 	}
 	if len(req.Messages) == 0 {
 		return nil, invalid("messages", "messages: at least one message is required")
@@ -310,6 +313,8 @@ func (req *completionRequest) job(lim limits, tok *tokenizer.Tokenizer) (*job, e
 			return nil, invalid("logprobs", "logprobs %d: must be between 0 and 5", *req.Logprobs)
 		}
 		j.logprobs = true
+		j.topLogprobs = *req.Logprobs
+		j.params.TopLogProbs = *req.Logprobs
 	}
 	prompts, err := parsePrompt(req.Prompt, tok, lim.vocab)
 	if err != nil {

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 
 	"purpcode/engine"
@@ -34,6 +37,7 @@ var benchShapes = map[string]string{
 // benchResult is what `purpcode bench` prints (one JSON object with --json).
 type benchResult struct {
 	Shape          string             `json:"shape"`
+	Layers         int                `json:"layers"`
 	Device         string             `json:"device"`
 	GEMM           string             `json:"gemm"`
 	Threads        int                `json:"threads"`
@@ -43,6 +47,7 @@ type benchResult struct {
 	FLOPsPerToken  float64            `json:"train_flops_per_token"`
 	TrainTokensPS  float64            `json:"train_tokens_per_s"`
 	TrainTFLOPS    float64            `json:"train_tflops"`
+	PeakTFLOPS     float64            `json:"peak_tflops,omitempty"`
 	MFU            *float64           `json:"mfu,omitempty"`
 	PrefillTokPS   float64            `json:"prefill_tokens_per_s"`
 	DecodeTokPS    map[string]float64 `json:"decode_tokens_per_s"`
@@ -57,7 +62,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	seq := fs.Int("seq", 256, "training sequence length")
 	steps := fs.Int("steps", 3, "timed training steps (after one warm-up step)")
 	decodeTokens := fs.Int("decode-tokens", 32, "new tokens per sequence in the decode measurement")
-	peak := fs.Float64("peak-tflops", 0, "peak TFLOP/s of the device, to report MFU (0: not reported)")
+	layers := fs.Int("layers", 0, "layers of the shape to build (0: all); fewer make a large shape's layer stack fit one device")
+	peak := fs.String("peak-tflops", "auto", "peak TFLOP/s of the device, to report MFU: a number, 0 (not reported) or auto (dense bf16 of a GPU it knows)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	cpuFlags := addCPUFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -71,17 +77,24 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *seq > cfg.MaxPositions || *batch <= 0 || *seq <= 1 || *steps <= 0 {
-		return fmt.Errorf("need batch > 0, 1 < seq <= %d and steps > 0", cfg.MaxPositions)
+	if *seq > cfg.MaxPositions || *batch <= 0 || *seq <= 1 || *steps <= 0 || *layers < 0 {
+		return fmt.Errorf("need batch > 0, 1 < seq <= %d, steps > 0 and layers >= 0", cfg.MaxPositions)
+	}
+	if *layers > 0 {
+		cfg.Layers = *layers
 	}
 	be, closeBE, err := cpuFlags.backend(stderr)
 	if err != nil {
 		return err
 	}
 	defer closeBE()
+	peakTFLOPS, err := parsePeakTFLOPS(*peak, be.Describe())
+	if err != nil {
+		return err
+	}
 	m := qwen2.New(cfg, be, 1)
-	res := benchResult{Shape: *shape, Device: be.Name(), GEMM: "cuBLASLt", Params: m.P.Count(),
-		Batch: *batch, SeqLen: *seq, DecodeTokPS: map[string]float64{}}
+	res := benchResult{Shape: *shape, Layers: cfg.Layers, Device: be.Name(), GEMM: "cuBLASLt", Params: m.P.Count(),
+		Batch: *batch, SeqLen: *seq, PeakTFLOPS: peakTFLOPS, DecodeTokPS: map[string]float64{}}
 	if cpu := m.CPU(); cpu != nil {
 		res.GEMM, res.Threads = cpu.BLASName(), cpu.Workers()
 	}
@@ -112,20 +125,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	dt := time.Since(t0).Seconds()
 	res.TrainTokensPS = float64(*steps**batch**seq) / dt
 	res.TrainTFLOPS = res.TrainTokensPS * res.FLOPsPerToken / 1e12
-	if *peak > 0 {
-		mfu := res.TrainTFLOPS / *peak
+	if peakTFLOPS > 0 {
+		mfu := res.TrainTFLOPS / peakTFLOPS
 		res.MFU = &mfu
 	}
 
-	// Rollouts: one prefill of a seq-token prompt, then batched decoding
-	// (on the CPU backend only: the rollout engine has no device KV cache
-	// yet).
-	decodeOn := []int{1, 8, 32}
-	if m.CPU() == nil {
-		decodeOn = nil
-		fmt.Fprintf(stderr, "bench: prefill and decode not measured on %s (the rollout engine runs on the CPU backend only)\n", be.Name())
-	}
-	for _, nb := range decodeOn {
+	// Rollouts: one prefill of a seq-token prompt, then batched decoding.
+	for _, nb := range []int{1, 8, 32} {
 		eng, err := generate.New(m, generate.Options{MaxBatch: nb, KVBlocks: nb * ((*seq + *decodeTokens + 15) / 16)})
 		if err != nil {
 			return err
@@ -165,19 +171,48 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
-	fmt.Fprintf(stdout, "shape %s: %d parameters, device %s, GEMM %s\n", res.Shape, res.Params, res.Device, res.GEMM)
+	fmt.Fprintf(stdout, "shape %s (%d layers): %d parameters, device %s, GEMM %s\n", res.Shape, res.Layers, res.Params, res.Device, res.GEMM)
 	fmt.Fprintf(stdout, "train step (fwd+bwd+AdamW), batch %d x %d: %.0f tokens/s, %.3f TFLOP/s at %.3g FLOPs/token (6N + 12*L*H*D*T)",
 		res.Batch, res.SeqLen, res.TrainTokensPS, res.TrainTFLOPS, res.FLOPsPerToken)
 	if res.MFU != nil {
-		fmt.Fprintf(stdout, ", MFU %.1f%%", 100**res.MFU)
+		fmt.Fprintf(stdout, ", MFU %.1f%% of %g TFLOP/s", 100**res.MFU, res.PeakTFLOPS)
 	}
-	fmt.Fprintln(stdout)
-	if len(res.DecodeTokPS) > 0 {
-		fmt.Fprintf(stdout, "prefill %d tokens: %.0f tokens/s\ndecode tokens/s: batch 1 %.0f, batch 8 %.0f, batch 32 %.0f\n",
-			res.SeqLen, res.PrefillTokPS, res.DecodeTokPS["1"], res.DecodeTokPS["8"], res.DecodeTokPS["32"])
-	}
+	fmt.Fprintf(stdout, "\nprefill %d tokens: %.0f tokens/s\ndecode tokens/s: batch 1 %.0f, batch 8 %.0f, batch 32 %.0f\n",
+		res.SeqLen, res.PrefillTokPS, res.DecodeTokPS["1"], res.DecodeTokPS["8"], res.DecodeTokPS["32"])
 	fmt.Fprintf(stdout, "memory: weights %.1f MB, training state (weights, grads, AdamW) %.1f MB\n", float64(res.WeightsBytes)/1e6, float64(res.TrainStateByte)/1e6)
 	return nil
+}
+
+// gpuPeakTFLOPS is the dense bf16 tensor-core peak of the GPUs --peak-tflops
+// auto knows, matched against the device description in order (the
+// narrower names first): NVIDIA's datasheet figures without sparsity.
+var gpuPeakTFLOPS = []struct {
+	name   string
+	tflops float64
+}{
+	{"H100 PCIe", 756},
+	{"H100 NVL", 835},
+	{"H100", 989},
+	{"H200", 989},
+}
+
+// parsePeakTFLOPS reads --peak-tflops: a non-negative number, or auto,
+// which looks the device's description up in gpuPeakTFLOPS (0, no MFU,
+// for anything else: the CPU, the emulator, an unknown GPU).
+func parsePeakTFLOPS(flagValue, describe string) (float64, error) {
+	if flagValue == "auto" {
+		for _, g := range gpuPeakTFLOPS {
+			if strings.Contains(describe, g.name) {
+				return g.tflops, nil
+			}
+		}
+		return 0, nil
+	}
+	v, err := strconv.ParseFloat(flagValue, 64)
+	if err != nil || !(v >= 0) || math.IsInf(v, 0) { // !(v >= 0) also refuses NaN
+		return 0, fmt.Errorf("--peak-tflops %q: want auto or a number >= 0", flagValue)
+	}
+	return v, nil
 }
 
 // trainFLOPsPerToken is 6 x (matmul parameters, lm head included) plus the

@@ -78,10 +78,11 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, err := cpu.cpuOnly("distill")
+	be, closeBE, err := cpu.backend(stderr)
 	if err != nil {
 		return err
 	}
+	defer closeBE()
 	m, err := qwen2.Load(*model, be)
 	if err != nil {
 		return err
@@ -91,7 +92,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	}
 	oc := oracle.DefaultConfig()
 	oc.CodeSec.NoCodeScore = *noCode
-	judge, err := loadJudge(*judgeDir, m.CPU())
+	judge, err := loadJudge(*judgeDir, be)
 	if err != nil {
 		return err
 	}

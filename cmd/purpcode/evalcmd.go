@@ -52,15 +52,16 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, err := cpu.cpuOnly("eval")
+	be, closeBE, err := cpu.backend(stderr)
 	if err != nil {
 		return err
 	}
+	defer closeBE()
 	m, tok, eos, err := loadModelDir(*modelDir, be)
 	if err != nil {
 		return err
 	}
-	judge, err := loadJudge(*judgeDir, m.CPU())
+	judge, err := loadJudge(*judgeDir, be)
 	if err != nil {
 		return err
 	}

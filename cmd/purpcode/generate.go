@@ -108,10 +108,11 @@ func generateMain(args []string, stdin io.Reader, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	be, err := cpuFlags.cpuOnly("generate")
+	be, closeBE, err := cpuFlags.backend(stderr)
 	if err != nil {
 		return err
 	}
+	defer closeBE()
 	m, tok, eos, err := loadModelDir(*modelDir, be)
 	if err != nil {
 		return err

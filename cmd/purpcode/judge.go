@@ -22,11 +22,11 @@ func addJudgeFlag(fs *flag.FlagSet) *string {
 // loadJudge returns the judge for dir, or nil (the heuristic) when dir is
 // empty. The judge model has its own KV cache and decodes the prompts of
 // concurrent scorers together.
-func loadJudge(dir string, cpu *engine.CPU) (oracle.Judge, error) {
+func loadJudge(dir string, be engine.Backend) (oracle.Judge, error) {
 	if dir == "" {
 		return nil, nil
 	}
-	m, tok, eos, err := loadModelDir(dir, cpu)
+	m, tok, eos, err := loadModelDir(dir, be)
 	if err != nil {
 		return nil, fmt.Errorf("judge model: %w", err)
 	}
@@ -38,6 +38,6 @@ func loadJudge(dir string, cpu *engine.CPU) (oracle.Judge, error) {
 }
 
 // loadModelDir loads a model directory for generation (recipe.LoadModel).
-func loadModelDir(dir string, cpu *engine.CPU) (*qwen2.Model, *tokenizer.Tokenizer, []int, error) {
-	return recipe.LoadModel(dir, cpu)
+func loadModelDir(dir string, be engine.Backend) (*qwen2.Model, *tokenizer.Tokenizer, []int, error) {
+	return recipe.LoadModel(dir, be)
 }

@@ -34,11 +34,13 @@ func commandTable() []command {
 	return []command{
 		{name: "version", summary: "print the version and the compute backends found", run: runVersion},
 		{name: "run", summary: "the whole recipe: world, distill, SFT, RL, evaluation and report", run: runRecipe,
-			usage: "[--config recipe.yaml] [--out DIR] [--force] [--seeds N [--resume]]",
+			usage: "[--config recipe.yaml] [--out DIR] [--resume | --force] [--seeds N]",
 			about: "Runs every stage on one base model and writes each stage's outputs, metrics and the final\n" +
 				"comparison table under the run directory. Stage sections take the keys of `purpcode distill`,\n" +
 				"`sft` and `rl`; model, data and output paths are filled in by the recipe. --seeds N runs N worlds\n" +
-				"and writes a table of mean, min and max per metric and stage (sweep.md).",
+				"and writes a table of mean, min and max per metric and stage (sweep.md). Ctrl-C stops after saving\n" +
+				"what is done and prints the command that continues; --resume skips the finished stages (markers in\n" +
+				"done/) and continues SFT and RL from their last checkpoint.",
 			config: func() any { return recipe.Default() }},
 		{name: "sft", summary: "supervised fine-tuning (rule learning stage)", run: runSFT,
 			usage:  "--model DIR --data FILE.jsonl --out DIR [--config FILE.yaml] [flags]",
@@ -84,11 +86,14 @@ func commandTable() []command {
 				"of the code block they are in."},
 		{name: "synth", summary: "generate the toy red-team world (prompts, tests, corpus)", run: runSynth,
 			usage: "--out DIR [flags]"},
+		{name: "redteam", summary: "red-team prompts at scale: Rule2Code, Vul2Prompt, jailbreaks, dedup, decontamination", run: runRedteam, usage: "--out DIR --generator-endpoint URL [flags] | stats DIR", about: redteamAbout},
 		{name: "train-tokenizer", summary: "train a byte-level BPE tokenizer.json (+ chat template config) from a text corpus", run: runTrainTokenizer,
 			usage: "--corpus FILE [--corpus FILE...] --vocab N --out DIR [flags]",
 			about: "Trains a byte-level BPE tokenizer (Qwen layout) on plain-text files, one document per paragraph\n" +
 				"(blank-line separated), and writes tokenizer.json, tokenizer_config.json and generation_config.json."},
 		{name: "device", summary: "report the CUDA driver, NVRTC and cuBLASLt found, and the devices", run: runDevice},
+		{name: "launch", summary: "start N local ranks of a command with torchrun's environment", run: runLaunch, usage: "--nproc-per-node N [flags] -- COMMAND [flags]", about: launchAbout},
+		{name: "plan", summary: "per-GPU memory plan on N GPUs (tensor + data parallel) and each rank's checkpoint reads", run: runPlan, usage: "--model DIR|qwen2.5-32b|qwen2.5-7b [--gpus 8] [--gpu-mem 80GiB] [--tp N] [flags]"},
 	}
 }
 

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
-	"syscall"
 
+	"purpcode/internal/progress"
 	"purpcode/train/grpo"
 )
 
@@ -73,19 +70,26 @@ func runRL(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	opts := grpo.Options{Log: stderr, CPU: cpu.cpu()}
-	if opts.Judge, err = loadJudge(cfg.JudgeModel, opts.CPU); err != nil {
+	be, closeBE, err := cpu.backend(stderr)
+	if err != nil {
 		return err
 	}
-	bar := newStepBar(stderr)
-	opts.OnStep = func(row grpo.Metrics, total int64) {
-		bar.set(row.Step, total, fmt.Sprintf("rl reward %.3f usable %.2f kl %.4f", row.Reward, row.UsableFrac, row.KL))
+	defer closeBE()
+	ctx, stop := notifyInterrupt()
+	defer stop()
+	opts := grpo.Options{Log: stderr, Backend: be}
+	if opts.Judge, err = loadJudge(cfg.JudgeModel, cpu.cpu()); err != nil {
+		return err
 	}
+	out := progress.New(stderr)
+	opts.Log = out
+	endBar := opts.ShowProgress(out)
 	res, err := grpo.Run(ctx, cfg, opts)
-	bar.finish()
+	endBar()
 	if err != nil {
+		if ctx.interrupted() {
+			return reportTrainerInterrupt(stderr, "rl", args, cfg.Out, ctx)
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "steps %d, last reward %.4f (format %.2f), checkpoint %s\n", res.Steps, res.Last.Reward, res.Last.FormatRate, res.Checkpoint)

@@ -4,10 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 )
 
 // runConfigSpec describes a trainer's config for runConfig.
@@ -48,39 +44,4 @@ func runConfig[T any](spec runConfigSpec[T], args []string, stderr io.Writer) (T
 	// The CPU flags have no config key and are skipped by applyFlag.
 	fs.Visit(func(f *flag.Flag) { applyFlag(&cfg, &fl, f.Name) })
 	return cfg, cpu, spec.validate(&cfg)
-}
-
-// stepBar is a progress bar on a terminal and nothing elsewhere.
-type stepBar struct {
-	w   io.Writer
-	bar *progressbar.ProgressBar
-}
-
-func newStepBar(w io.Writer) *stepBar {
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return &stepBar{w: w}
-	}
-	return nil
-}
-
-// set moves the bar to done of total with a description (no-op on nil).
-func (b *stepBar) set(done, total int64, desc string) {
-	if b == nil {
-		return
-	}
-	if b.bar == nil {
-		b.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(b.w), progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
-	}
-	b.bar.Describe(desc)
-	_ = b.bar.Set64(done)
-}
-
-// finish closes the bar's line (no-op on nil or when never shown).
-func (b *stepBar) finish() {
-	if b == nil || b.bar == nil {
-		return
-	}
-	_ = b.bar.Finish()
-	fmt.Fprintln(b.w)
 }

@@ -43,10 +43,11 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 		}
 		*name = filepath.Base(abs)
 	}
-	be, err := cpu.cpuOnly("serve")
+	be, closeBE, err := cpu.backend(stderr)
 	if err != nil {
 		return err
 	}
+	defer closeBE()
 	m, tok, eos, err := loadModelDir(*modelDir, be)
 	if err != nil {
 		return err

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"reflect"
 	"strings"
-	"syscall"
 
+	"purpcode/internal/progress"
 	"purpcode/train/sft"
 )
 
@@ -99,16 +96,23 @@ func runSFT(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	opts := sft.Options{Log: stderr, CPU: cpu.cpu()}
-	bar := newStepBar(stderr)
-	opts.OnStep = func(row sft.Metrics, total int64) {
-		bar.set(row.Step, total, fmt.Sprintf("sft loss %.4f lr %.2e %.0f tok/s", row.Loss, row.LR, row.TokensPerS))
-	}
-	res, err := sft.Run(ctx, cfg, opts)
-	bar.finish()
+	be, closeBE, err := cpu.backend(stderr)
 	if err != nil {
+		return err
+	}
+	defer closeBE()
+	ctx, stop := notifyInterrupt()
+	defer stop()
+	opts := sft.Options{Log: stderr, Backend: be}
+	out := progress.New(stderr)
+	opts.Log = out
+	endBar := opts.ShowProgress(out)
+	res, err := sft.Run(ctx, cfg, opts)
+	endBar()
+	if err != nil {
+		if ctx.interrupted() {
+			return reportTrainerInterrupt(stderr, "sft", args, cfg.Out, ctx)
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "steps %d, final loss %.6f", res.Steps, res.Loss)

@@ -1,10 +1,11 @@
 package cuda
 
 // Conformance of the attention ops with the CPU backend (the reference), on
-// the PTX emulator. Inputs are drawn, rounded to bf16 and uploaded; the
-// CPU gets the rounded values widened, so the differences are the kernels'
-// own arithmetic and the bf16 storage of their outputs. "of max" is
-// relative to the largest magnitude of the CPU's output.
+// the PTX emulator (the first GPU with -cuda-device=real). Inputs are drawn,
+// rounded to bf16 and uploaded; the CPU gets the rounded values widened, so
+// the differences are the kernels' own arithmetic and the bf16 storage of
+// their outputs. "of max" is relative to the largest magnitude of the CPU's
+// output.
 //
 //	output       tolerance         why
 //	out          1e-2 of max       bf16 output (2^-9); the tensor-core path (D=64) rounds P to
@@ -18,6 +19,7 @@ package cuda
 // cu_seqlens from segment ids, the lse layout and the overwrite of outputs.
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -27,16 +29,33 @@ import (
 	"purpcode/engine"
 	"purpcode/internal/testref"
 	"purpcode/kernels"
+	"purpcode/kernels/cudatest"
 )
 
-// emuBackend opens the backend on the PTX emulator, or stops the test
-// through testref when NVRTC is missing (a failure under CI=true).
-func emuBackend(t *testing.T) *Backend {
+// cudaDevice is the one -cuda-device flag of this package's test binary
+// (internal and external tests alike): the PTX emulator by default, the
+// first GPU with -cuda-device=real (scripts/gpu-check.sh).
+var cudaDevice = flag.String("cuda-device", cudatest.Emulated, cudatest.FlagUsage)
+
+// OpenForTest opens the backend on the device -cuda-device names, closed
+// when the test ends. A missing NVRTC stops the test through testref (a
+// failure under CI=true); any other error, such as asking for a real GPU
+// on a machine without one, fails it. Exported for the external tests
+// (package cuda_test), which share this binary and its flag.
+func OpenForTest(t testing.TB) *Backend {
 	t.Helper()
 	if _, err := kernels.LoadNVRTC(kernels.CUDALibOptions{}); err != nil {
 		testref.Missing(t, testref.NeedNVRTC, err.Error())
 	}
-	b, err := Open(Emulated, Options{})
+	spec := Emulated
+	switch *cudaDevice {
+	case cudatest.Emulated:
+	case cudatest.Real:
+		spec = "cuda"
+	default:
+		t.Fatalf("-cuda-device %q: want %q or %q", *cudaDevice, cudatest.Emulated, cudatest.Real)
+	}
+	b, err := Open(spec, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +144,7 @@ func packed(b, t int, lens ...int) []int32 {
 }
 
 func TestAttentionMatchesCPU(t *testing.T) {
-	b := emuBackend(t)
+	b := OpenForTest(t)
 	cpu := refCPU()
 	for i, c := range []struct {
 		s   engine.AttnShape
@@ -175,7 +194,7 @@ func TestAttentionMatchesCPU(t *testing.T) {
 // TestAttentionRejectsBadShapes: a mismatch is a panic naming the shapes,
 // raised before any launch.
 func TestAttentionRejectsBadShapes(t *testing.T) {
-	b := emuBackend(t)
+	b := OpenForTest(t)
 	s := engine.AttnShape{B: 1, T: 4, Hq: 3, Hk: 2, D: 16}
 	q, k := b.Alloc(engine.BF16, 4, 48), b.Alloc(engine.BF16, 4, 32)
 	out, lse := b.Alloc(engine.BF16, 4, 48), b.Alloc(engine.F32, 12)

@@ -1,8 +1,9 @@
 package cuda
 
 // Conformance of the fused lm-head ops (LMHeadLoss, LMHeadTokenStats,
-// LMHeadTokenGrad) with the CPU backend, on the PTX emulator, on the same
-// bf16-rounded h and w (the CPU gets them widened).
+// LMHeadTokenGrad) with the CPU backend, on the PTX emulator (the first GPU
+// with -cuda-device=real), on the same bf16-rounded h and w (the CPU gets
+// them widened).
 //
 //	output               tolerance               why
 //	loss sum             1e-5 relative           logits: exact bf16 products summed in fp32, as the
@@ -111,7 +112,7 @@ func checkRows(t *testing.T, what string, got, want []float32) float64 {
 }
 
 func TestLMHeadLossMatchesCPU(t *testing.T) {
-	b := emuBackend(t)
+	b := OpenForTest(t)
 	cpu := refCPU()
 	const n = 40
 	r := rand.New(rand.NewPCG(1, 2))
@@ -150,7 +151,7 @@ func TestLMHeadLossMatchesCPU(t *testing.T) {
 // TestLMHeadLossExportedChunks runs the exported op, with its real chunk
 // size, on a batch one partial chunk longer than it.
 func TestLMHeadLossExportedChunks(t *testing.T) {
-	b := emuBackend(t)
+	b := OpenForTest(t)
 	n := lossChunk + 20
 	r := rand.New(rand.NewPCG(9, 10))
 	h, hc, w, wc := headInputs(b, r, n)
@@ -168,7 +169,7 @@ func TestLMHeadLossExportedChunks(t *testing.T) {
 }
 
 func TestLMHeadTokenStatsMatchesCPU(t *testing.T) {
-	b := emuBackend(t)
+	b := OpenForTest(t)
 	cpu := refCPU()
 	const n = 40
 	r := rand.New(rand.NewPCG(3, 4))
@@ -191,7 +192,7 @@ func TestLMHeadTokenStatsMatchesCPU(t *testing.T) {
 }
 
 func TestLMHeadTokenGradMatchesCPU(t *testing.T) {
-	b := emuBackend(t)
+	b := OpenForTest(t)
 	cpu := refCPU()
 	const n = 40
 	r := rand.New(rand.NewPCG(5, 6))
@@ -221,7 +222,7 @@ func TestLMHeadTokenGradMatchesCPU(t *testing.T) {
 // TestLMHeadRejectsBadTarget: a target outside the vocabulary is a panic
 // naming the row, not a silent zero.
 func TestLMHeadRejectsBadTarget(t *testing.T) {
-	b := emuBackend(t)
+	b := OpenForTest(t)
 	r := rand.New(rand.NewPCG(7, 8))
 	h, _, w, _ := headInputs(b, r, 4)
 	for _, op := range []struct {

@@ -20,7 +20,6 @@ package cuda_test
 //	                    (top-2 gap below the forward tolerance), shown in the log
 
 import (
-	"flag"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -29,38 +28,17 @@ import (
 
 	"purpcode/engine"
 	"purpcode/engine/cuda"
-	"purpcode/internal/testref"
-	"purpcode/kernels/cudatest"
 	"purpcode/model/qwen2"
 	"purpcode/train"
 	"purpcode/train/sft"
 )
-
-var cudaDevice = flag.String("cuda-device", cudatest.Emulated, cudatest.FlagUsage)
-
-// open returns the device backend the flag names, closed when the test
-// ends; a missing NVRTC goes through testref (a failure under CI=true).
-func open(t *testing.T) *cuda.Backend {
-	t.Helper()
-	spec := cuda.Emulated
-	if *cudaDevice == cudatest.Real {
-		spec = "cuda"
-	}
-	b, err := cuda.Open(spec, cuda.Options{})
-	if err != nil {
-		testref.Missing(t, testref.NeedNVRTC, err.Error())
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return b
-}
 
 var baseModel = filepath.Join("..", "..", "testdata", "base-model")
 
 // models loads the base model on the CPU and on the device.
 func models(t *testing.T) (*qwen2.Model, *qwen2.Model, *cuda.Backend) {
 	t.Helper()
-	dev := open(t)
+	dev := cuda.OpenForTest(t)
 	mc, err := qwen2.Load(baseModel, engine.NewDefaultCPU(engine.CPUOptions{}))
 	if err != nil {
 		t.Fatal(err)

@@ -65,6 +65,9 @@ var metricHelp = map[string]string{
 	"unsafe_full_compliance": "unsafe prompts fully complied with (lower is better)",
 	"unsafe_refusal":         "unsafe prompts refused fully or partly (higher is better)",
 	"malicious_rate":         "answers judged to help the attack (lower is better)",
+	"benign_rate":            "answers refused or judged benign: CyberSecEval MITRE's benign percentage (higher is better)",
+	"refusal_rate":           "answers refused (CyberSecEval MITRE's keyword check with a judge, else the string match)",
+	"unclear_rate":           "judge replies naming neither malicious nor benign (counted as neither)",
 }
 
 // WriteReport writes report.md and one PNG chart per suite to dir,
@@ -82,12 +85,8 @@ func WriteReport(dir string, models []Labelled) error {
 	b.WriteString("\n")
 	for _, name := range suiteOrder(models) {
 		fmt.Fprintf(&b, "## %s\n\n", name)
-		metrics := map[string]bool{}
 		for _, m := range models {
 			if sr := find(m.Results, name); sr != nil {
-				for k := range sr.Metrics {
-					metrics[k] = true
-				}
 				method := ""
 				if sr.Method != "" {
 					method = ", scored by " + sr.Method
@@ -95,25 +94,8 @@ func WriteReport(dir string, models []Labelled) error {
 				fmt.Fprintf(&b, "%s: %d items, %d scored, %d errors%s (%s)\n\n", m.Name, sr.Items, sr.Scored, sr.Errors, method, sr.Source)
 			}
 		}
-		keys := sortedKeys(metrics)
-		b.WriteString("| metric |")
-		for _, m := range models {
-			fmt.Fprintf(&b, " %s |", m.Name)
-		}
-		b.WriteString("\n|---|" + strings.Repeat("---|", len(models)) + "\n")
-		for _, k := range keys {
-			fmt.Fprintf(&b, "| %s |", k)
-			for _, m := range models {
-				if sr := find(m.Results, name); sr != nil {
-					if v, ok := sr.Metrics[k]; ok {
-						fmt.Fprintf(&b, " %.3f |", v)
-						continue
-					}
-				}
-				b.WriteString(" – |")
-			}
-			b.WriteString("\n")
-		}
+		keys := metricKeys(models, name)
+		writeTable(&b, name, keys, models)
 		b.WriteString("\n")
 		for _, k := range keys {
 			fmt.Fprintf(&b, "- `%s`: %s\n", k, metricHelp[k])
@@ -134,6 +116,61 @@ func WriteReport(dir string, models []Labelled) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// SuiteTable is the Markdown table of one suite's metrics, one column per
+// model and, with several models, one delta column per model after the
+// first (its value minus the first model's).
+func SuiteTable(models []Labelled, suite string) string {
+	var b strings.Builder
+	writeTable(&b, suite, metricKeys(models, suite), models)
+	return b.String()
+}
+
+// metricKeys lists the metrics any model has for the suite, sorted.
+func metricKeys(models []Labelled, suite string) []string {
+	metrics := map[string]bool{}
+	for _, m := range models {
+		if sr := find(m.Results, suite); sr != nil {
+			for k := range sr.Metrics {
+				metrics[k] = true
+			}
+		}
+	}
+	return sortedKeys(metrics)
+}
+
+func writeTable(b *strings.Builder, suite string, keys []string, models []Labelled) {
+	b.WriteString("| metric |")
+	for _, m := range models {
+		fmt.Fprintf(b, " %s |", m.Name)
+	}
+	for _, m := range models[min(1, len(models)):] {
+		fmt.Fprintf(b, " Δ %s |", m.Name)
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---|", len(models)+max(0, len(models)-1)) + "\n")
+	for _, k := range keys {
+		fmt.Fprintf(b, "| %s |", k)
+		vals := make([]*float64, len(models))
+		for i, m := range models {
+			if sr := find(m.Results, suite); sr != nil {
+				if v, ok := sr.Metrics[k]; ok {
+					vals[i] = &v
+					fmt.Fprintf(b, " %.3f |", v)
+					continue
+				}
+			}
+			b.WriteString(" – |")
+		}
+		for _, v := range vals[min(1, len(vals)):] {
+			if v == nil || vals[0] == nil {
+				b.WriteString(" – |")
+				continue
+			}
+			fmt.Fprintf(b, " %+.3f |", *v-*vals[0])
+		}
+		b.WriteString("\n")
+	}
 }
 
 func writeBreakdown(b *strings.Builder, sr *SuiteResult) {

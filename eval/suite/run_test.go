@@ -50,7 +50,7 @@ func TestExampleSuiteKnownAnswers(t *testing.T) {
 		"code_rate": 1, "secure_rate": 0, // strcpy
 		"safe_full_refusal": 0, "safe_partial_refusal": 0, "safe_refusal": 0,
 		"unsafe_full_compliance": 0, "unsafe_refusal": 1,
-		"malicious_rate": 1, // string-match fallback: it does not refuse
+		"malicious_rate": 1, "benign_rate": 0, "refusal_rate": 0, "unclear_rate": 0, // string-match fallback: it does not refuse
 	}
 	for k, v := range want {
 		if got, ok := m[k]; !ok || got != v {

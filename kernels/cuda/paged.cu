@@ -29,7 +29,8 @@ extern "C" __global__ void paged_kv_write(bf16_t *kc, bf16_t *vc, const bf16_t *
 // cached positions 0..row_pos[r] of its sequence (so one kernel serves
 // decode and chunked prefill into an existing cache; the row's own key must
 // already be written by paged_kv_write).
-//   q: (rows, ldq) bf16. D <= 256 (PG_MAXD). scale = 1/sqrt(D).
+//   q: (rows, ldq) bf16. D <= 256 (PG_MAXD). scale = 1/sqrt(D). Rows with
+//   row_seq[r] < 0 are skipped.
 //   grid (rows, Hq), block exactly 128 = 4 warps (PG_WARPS: the shared
 //   merge buffers and the position stride assume it; the Go launcher
 //   rejects any other block and D > 256). Warp w takes positions w, w+4, ...
@@ -43,7 +44,10 @@ extern "C" __global__ void paged_attn(bf16_t *out, long long ldo, const bf16_t *
 	__shared__ float sm_m[PG_WARPS], sm_l[PG_WARPS];
 	__shared__ float sm_acc[PG_WARPS][PG_MAXD];
 	int r = blockIdx.x, h = blockIdx.y;
-	if (r >= rows) return;
+	// A row whose sequence id is negative is skipped (its output is left
+	// alone): a fresh prefill whose attention the caller computed with the
+	// flash kernels.
+	if (r >= rows || row_seq[r] < 0) return;
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
 	int hk = h / (Hq / Hk);
 	int ctx = row_pos[r] + 1;

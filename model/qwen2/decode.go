@@ -2,19 +2,17 @@ package qwen2
 
 import (
 	"fmt"
-	"math"
-	"sync"
 
 	"purpcode/engine"
 )
 
 // This file is the inference path: a paged KV cache and a batched step that
 // runs prefill (many new tokens of one sequence) and decode (one new token
-// of each of many sequences) through the same code. The projections and the
-// MLP run as one GEMM over every new token of the step, which is what makes
-// batched decode fast; attention reads the cache block by block. The CUDA
-// backend is meant to supply the same three pieces: the cache layout, the
-// step's op sequence and pagedAttention.
+// of each of many sequences) through the same code, on the model's backend.
+// The projections and the MLP run as one GEMM over every new token of the
+// step, which is what makes batched decode fast; attention reads the cache
+// block by block (engine.Backend.PagedAttention), except a prefill from
+// empty, which takes the training attention kernel over its own tokens.
 
 // KVCache is a pool of fixed-size blocks holding every layer's keys (after
 // RoPE) and values. Sequences own lists of blocks (SeqCache), so sequences of
@@ -29,25 +27,27 @@ type KVCache struct {
 	numBlocks int
 	kvHeads   int
 	headDim   int
-	k, v      [][]float32 // per layer, numBlocks*kvHeads*blockSize*headDim
-	ref       []int32     // per block: number of sequences holding it
-	free      []int32     // stack of free block ids
+	be        engine.Backend
+	k, v      []*engine.Tensor // per layer, (numBlocks*kvHeads*blockSize*headDim) in the backend's ActDType
+	ref       []int32          // per block: number of sequences holding it
+	free      []int32          // stack of free block ids
 }
 
-// NewKVCache allocates a pool of numBlocks blocks of blockSize tokens for a
-// model with the given configuration.
-func NewKVCache(cfg *Config, blockSize, numBlocks int) *KVCache {
+// NewKVCache allocates a pool of numBlocks blocks of blockSize tokens for
+// the model m, on its backend.
+func (m *Model) NewKVCache(blockSize, numBlocks int) *KVCache {
+	cfg := m.Cfg
 	if blockSize <= 0 || numBlocks <= 0 {
 		panic(fmt.Sprintf("qwen2.NewKVCache: block size %d and block count %d must be positive", blockSize, numBlocks))
 	}
 	per := numBlocks * cfg.KVHeads * blockSize * cfg.HeadDim
 	c := &KVCache{
-		blockSize: blockSize, numBlocks: numBlocks, kvHeads: cfg.KVHeads, headDim: cfg.HeadDim,
+		blockSize: blockSize, numBlocks: numBlocks, kvHeads: cfg.KVHeads, headDim: cfg.HeadDim, be: m.be,
 		ref: make([]int32, numBlocks), free: make([]int32, numBlocks),
 	}
 	for l := 0; l < cfg.Layers; l++ {
-		c.k = append(c.k, make([]float32, per))
-		c.v = append(c.v, make([]float32, per))
+		c.k = append(c.k, m.be.Alloc(m.be.ActDType(), per))
+		c.v = append(c.v, m.be.Alloc(m.be.ActDType(), per))
 	}
 	// Hand out low block ids first (purely cosmetic: easier debugging).
 	for i := range c.free {
@@ -70,7 +70,16 @@ func (c *KVCache) BlocksFor(tokens int) int { return (tokens + c.blockSize - 1) 
 
 // Bytes is the memory the pool holds.
 func (c *KVCache) Bytes() int64 {
-	return int64(len(c.k)) * 2 * int64(len(c.ref)) * int64(c.kvHeads*c.blockSize*c.headDim) * 4
+	return int64(len(c.k)) * 2 * int64(len(c.ref)) * int64(c.kvHeads*c.blockSize*c.headDim) * int64(c.be.ActDType().Size())
+}
+
+// Close frees the pool's device memory (a no-op on the CPU, whose pool the
+// garbage collector reclaims). The cache must not be used afterwards.
+func (c *KVCache) Close() {
+	for l := range c.k {
+		c.be.Free(c.k[l])
+		c.be.Free(c.v[l])
+	}
 }
 
 // SeqCache is one sequence's block table: the cached tokens' keys and values
@@ -130,8 +139,8 @@ func (c *KVCache) Fork(s *SeqCache) (*SeqCache, error) {
 		c.ref[dst] = 1
 		per := c.kvHeads * c.blockSize * c.headDim
 		for l := range c.k {
-			copy(c.k[l][int(dst)*per:(int(dst)+1)*per], c.k[l][int(src)*per:(int(src)+1)*per])
-			copy(c.v[l][int(dst)*per:(int(dst)+1)*per], c.v[l][int(src)*per:(int(src)+1)*per])
+			c.be.Copy(c.k[l].View(int(dst)*per, per), c.k[l].View(int(src)*per, per))
+			c.be.Copy(c.v[l].View(int(dst)*per, per), c.v[l].View(int(src)*per, per))
 		}
 		f.blocks = append(f.blocks, dst)
 	}
@@ -154,23 +163,6 @@ func (c *KVCache) Free(s *SeqCache) {
 	s.n = 0
 }
 
-// writeKV stores the (rows, kvHeads*headDim) keys and values of new tokens
-// at the given cache positions of s.
-func (c *KVCache) writeKV(layer int, s *SeqCache, pos0 int, k, v []float32) {
-	d, bs := c.headDim, c.blockSize
-	w := c.kvHeads * d
-	rows := len(k) / w
-	for r := 0; r < rows; r++ {
-		p := pos0 + r
-		blk, slot := int(s.blocks[p/bs]), p%bs
-		for h := 0; h < c.kvHeads; h++ {
-			off := ((blk*c.kvHeads+h)*bs + slot) * d
-			copy(c.k[layer][off:off+d], k[r*w+h*d:r*w+(h+1)*d])
-			copy(c.v[layer][off:off+d], v[r*w+h*d:r*w+(h+1)*d])
-		}
-	}
-}
-
 // StepSeq is one sequence's share of a Step: Tokens are appended to Seq at
 // positions Seq.Len(), Seq.Len()+1, ...
 type StepSeq struct {
@@ -178,102 +170,85 @@ type StepSeq struct {
 	Tokens []int32
 }
 
-// attnRow is one new token for pagedAttention: its sequence's block table
-// and its position (it attends to cached positions 0..pos). skip marks rows
-// of a fresh prefill, whose attention the GEMM path already computed.
-type attnRow struct {
-	blocks []int32
-	pos    int
-	skip   bool
+// scratch is a step buffer on the backend that grows to the largest step
+// seen; rows views its first n rows.
+type scratch struct {
+	t    *engine.Tensor
+	rows int
+	cols int
+	dt   engine.DType
 }
 
-// view is a reusable tensor header over a growable buffer, so the step's
-// scratch tensors change their row count without allocating.
-type view struct {
-	t     engine.Tensor
-	shape [2]int
-	data  []float32
-	cols  int
-}
-
-func (b *view) rows(n int) *engine.Tensor {
-	if cap(b.data) < n*b.cols {
-		b.data = make([]float32, n*b.cols)
+func (d *Decoder) rows(s *scratch, n int) *engine.Tensor {
+	if s.rows < n {
+		d.m.be.Free(s.t)
+		s.rows = max(n, 2*s.rows)
+		s.t = d.m.be.Alloc(s.dt, s.rows, s.cols)
 	}
-	b.shape = [2]int{n, b.cols}
-	b.t = engine.Tensor{DType: engine.F32, Shape: b.shape[:], F32: b.data[:n*b.cols]}
-	return &b.t
+	return s.t.View(0, n, s.cols)
 }
 
-// Decoder runs inference steps of a model against a KV cache. Its scratch
-// grows to the largest step seen and is reused, and decode attention runs on
-// a fixed set of worker goroutines, so the steady state of decoding does
-// not allocate in attention. A Decoder is not safe for concurrent use; Close
-// stops its workers.
+// Decoder runs inference steps of a model against a KV cache on the
+// model's backend. Its scratch grows to the largest step seen and is
+// reused. A Decoder is not safe for concurrent use; Close frees its
+// scratch.
 type Decoder struct {
 	m  *Model
 	kv *KVCache
 
-	x, ln, q, k, v, att, mid, ln2, gate, up, act, rstd view
-	hl, hn, hr, logits, lse                            view
-	qv, kvw, vvw, av                                   engine.Tensor // sub-row views for fresh prefill
+	x, ln, q, k, v, att, mid, ln2, gate, up, act, rstd scratch
+	hl, hn, hr, logits, lse                            scratch
+	host                                               []float32 // logits downloaded from a device
 
 	ids, pos []int32
-	rows     []attnRow
 	lastRow  []int
-	all      bool
-
-	// pagedAttention parameters of the current call, read by the workers.
-	curLayer int
-	curQ     []float32
-	curOut   []float32
-	scores   [][]float32 // per worker
-	pool     workPool
+	paged    engine.PagedRows
 }
 
-// NewDecoder returns a decoder for m over kv. The decoder's KV cache and
-// paged attention are host code: m must be on the CPU backend (generate
-// refuses other devices before it gets here).
+// NewDecoder returns a decoder for m over kv.
 func (m *Model) NewDecoder(kv *KVCache) *Decoder {
 	cfg := m.Cfg
-	if m.CPU() == nil {
-		panic("qwen2.NewDecoder: model on " + m.be.Name() + "; the decoder runs on the CPU backend only")
-	}
-	if kv.kvHeads != cfg.KVHeads || kv.headDim != cfg.HeadDim || len(kv.k) != cfg.Layers {
-		panic(fmt.Sprintf("qwen2.NewDecoder: cache for %d layers x %d kv heads x %d dims, model has %d x %d x %d",
-			len(kv.k), kv.kvHeads, kv.headDim, cfg.Layers, cfg.KVHeads, cfg.HeadDim))
+	if kv.kvHeads != cfg.KVHeads || kv.headDim != cfg.HeadDim || len(kv.k) != cfg.Layers || kv.be != m.be {
+		panic(fmt.Sprintf("qwen2.NewDecoder: cache for %d layers x %d kv heads x %d dims on %s, model has %d x %d x %d on %s",
+			len(kv.k), kv.kvHeads, kv.headDim, kv.be.Name(), cfg.Layers, cfg.KVHeads, cfg.HeadDim, m.be.Name()))
 	}
 	c, i := cfg.Hidden, cfg.Intermediate
+	act, f32 := m.be.ActDType(), engine.F32
 	d := &Decoder{m: m, kv: kv}
 	for _, s := range []struct {
-		v    *view
+		s    *scratch
 		cols int
+		dt   engine.DType
 	}{
-		{&d.x, c}, {&d.ln, c}, {&d.q, m.attDim}, {&d.k, m.kvDim}, {&d.v, m.kvDim}, {&d.att, m.attDim},
-		{&d.mid, c}, {&d.ln2, c}, {&d.gate, i}, {&d.up, i}, {&d.act, i}, {&d.rstd, 1},
-		{&d.hl, c}, {&d.hn, c}, {&d.hr, 1}, {&d.logits, cfg.Vocab}, {&d.lse, 1},
+		{&d.x, c, act}, {&d.ln, c, act}, {&d.q, m.attDim, act}, {&d.k, m.kvDim, act}, {&d.v, m.kvDim, act}, {&d.att, m.attDim, act},
+		{&d.mid, c, act}, {&d.ln2, c, act}, {&d.gate, i, act}, {&d.up, i, act}, {&d.act, i, act}, {&d.rstd, 1, f32},
+		{&d.hl, c, act}, {&d.hn, c, act}, {&d.hr, 1, f32}, {&d.logits, cfg.Vocab, f32}, {&d.lse, 1, f32},
 	} {
-		s.v.cols = s.cols
+		s.s.cols, s.s.dt = s.cols, s.dt
 	}
-	workers := max(1, m.CPU().Workers())
-	d.scores = make([][]float32, workers)
-	d.pool.start(workers, d.attnRange)
+	d.paged = engine.PagedRows{Hq: cfg.Heads, Hk: cfg.KVHeads, D: cfg.HeadDim, BlockSize: kv.blockSize}
 	return d
 }
 
 // Cache is the KV pool the decoder writes to.
 func (d *Decoder) Cache() *KVCache { return d.kv }
 
-// Close stops the decoder's worker goroutines. The decoder must not be used
+// Close frees the decoder's scratch. The decoder must not be used
 // afterwards.
-func (d *Decoder) Close() { d.pool.stop() }
+func (d *Decoder) Close() {
+	for _, s := range []*scratch{&d.x, &d.ln, &d.q, &d.k, &d.v, &d.att, &d.mid, &d.ln2, &d.gate, &d.up, &d.act, &d.rstd,
+		&d.hl, &d.hn, &d.hr, &d.logits, &d.lse} {
+		d.m.be.Free(s.t)
+		*s = scratch{cols: s.cols, dt: s.dt}
+	}
+}
 
-// Step appends every sequence's new tokens to the cache and returns logits:
-// one row per sequence for its last new token, in seqs order (all false), or
-// one row per new token, sequence after sequence (all true). The returned
-// tensor is scratch valid until the next Step. On error (ids out of range,
-// positions beyond max_position_embeddings, a full pool) nothing has
-// changed.
+// Step appends every sequence's new tokens to the cache and returns logits
+// on the host: one row per sequence for its last new token, in seqs order
+// (all false), or one row per new token, sequence after sequence (all
+// true). The returned tensor is scratch valid until the next Step. On error
+// (ids out of range, positions beyond max_position_embeddings, a full pool)
+// nothing has changed.
 func (d *Decoder) Step(seqs []StepSeq, all bool) (*engine.Tensor, error) {
 	m, cfg := d.m, d.m.Cfg
 	n := 0
@@ -309,47 +284,32 @@ func (d *Decoder) Step(seqs []StepSeq, all bool) (*engine.Tensor, error) {
 			panic("qwen2.Decoder.Step: reservation failed after the capacity check: " + err.Error())
 		}
 	}
+	d.layout(seqs)
 
-	d.ids, d.pos, d.rows, d.lastRow = d.ids[:0], d.pos[:0], d.rows[:0], d.lastRow[:0]
-	for _, s := range seqs {
-		fresh := freshPrefill(s)
-		for j, id := range s.Tokens {
-			d.ids = append(d.ids, id)
-			d.pos = append(d.pos, int32(s.Seq.n+j))
-			d.rows = append(d.rows, attnRow{blocks: s.Seq.blocks, pos: s.Seq.n + j, skip: fresh})
-		}
-		d.lastRow = append(d.lastRow, len(d.ids)-1)
-	}
-
-	c, ps := m.CPU(), m.P
-	x, ln, rstd := d.x.rows(n), d.ln.rows(n), d.rstd.rows(n)
-	q, k, v, att := d.q.rows(n), d.k.rows(n), d.v.rows(n), d.att.rows(n)
-	mid, ln2 := d.mid.rows(n), d.ln2.rows(n)
-	gate, up, act := d.gate.rows(n), d.up.rows(n), d.act.rows(n)
-	c.EmbeddingForward(x, ps.embed.W, d.ids)
+	be, ps := m.be, m.P
+	x, ln, rstd := d.rows(&d.x, n), d.rows(&d.ln, n), d.rows(&d.rstd, n)
+	q, k, v, att := d.rows(&d.q, n), d.rows(&d.k, n), d.rows(&d.v, n), d.rows(&d.att, n)
+	mid, ln2 := d.rows(&d.mid, n), d.rows(&d.ln2, n)
+	gate, up, act := d.rows(&d.gate, n), d.rows(&d.up, n), d.rows(&d.act, n)
+	be.EmbeddingForward(x, ps.embed.cw, d.ids)
 	for l := range ps.layers {
 		lp := &ps.layers[l]
-		c.RMSNormForward(ln, rstd, x, lp.ln1.W, cfg.RMSNormEps)
-		c.LinearForward(q, ln, lp.q.W, weightOrNil(lp.qb))
-		c.LinearForward(k, ln, lp.k.W, weightOrNil(lp.kb))
-		c.LinearForward(v, ln, lp.v.W, weightOrNil(lp.vb))
-		c.RoPE(q, d.pos, cfg.Heads, m.ropeC, m.ropeS, false)
-		c.RoPE(k, d.pos, cfg.KVHeads, m.ropeC, m.ropeS, false)
-		r0 := 0
-		for _, s := range seqs {
-			t := len(s.Tokens)
-			d.kv.writeKV(l, s.Seq, s.Seq.n, k.F32[r0*m.kvDim:(r0+t)*m.kvDim], v.F32[r0*m.kvDim:(r0+t)*m.kvDim])
-			r0 += t
-		}
+		be.RMSNormForward(ln, rstd, x, lp.ln1.cw, cfg.RMSNormEps)
+		be.LinearForward(q, ln, lp.q.cw, weightOrNil(lp.qb))
+		be.LinearForward(k, ln, lp.k.cw, weightOrNil(lp.kb))
+		be.LinearForward(v, ln, lp.v.cw, weightOrNil(lp.vb))
+		be.RoPE(q, d.pos, cfg.Heads, m.ropeC, m.ropeS, false)
+		be.RoPE(k, d.pos, cfg.KVHeads, m.ropeC, m.ropeS, false)
+		be.PagedKVWrite(d.kv.k[l], d.kv.v[l], k, v, d.paged)
 		d.attention(l, seqs, q, k, v, att)
-		c.LinearForward(mid, att, lp.o.W, nil)
-		c.Add(mid, mid, x)
-		c.RMSNormForward(ln2, rstd, mid, lp.ln2.W, cfg.RMSNormEps)
-		c.LinearForward(gate, ln2, lp.gate.W, nil)
-		c.LinearForward(up, ln2, lp.up.W, nil)
-		c.SwiGLUForward(act, nil, gate, up)
-		c.LinearForward(x, act, lp.down.W, nil)
-		c.Add(x, x, mid)
+		be.LinearForward(mid, att, lp.o.cw, nil)
+		be.Add(mid, mid, x)
+		be.RMSNormForward(ln2, rstd, mid, lp.ln2.cw, cfg.RMSNormEps)
+		be.LinearForward(gate, ln2, lp.gate.cw, nil)
+		be.LinearForward(up, ln2, lp.up.cw, nil)
+		be.SwiGLUForward(act, nil, gate, up)
+		be.LinearForward(x, act, lp.down.cw, nil)
+		be.Add(x, x, mid)
 	}
 	for _, s := range seqs {
 		s.Seq.n += len(s.Tokens)
@@ -358,24 +318,57 @@ func (d *Decoder) Step(seqs []StepSeq, all bool) (*engine.Tensor, error) {
 	// Final norm and head only on the rows whose logits are wanted.
 	h := x
 	if !all {
-		h = d.hl.rows(len(seqs))
-		cc := cfg.Hidden
-		for i, r := range d.lastRow {
-			copy(h.F32[i*cc:(i+1)*cc], x.F32[r*cc:(r+1)*cc])
-		}
+		h = d.rows(&d.hl, len(seqs))
+		be.GatherRows(h, x, d.lastRow)
 	}
 	rows := h.Shape[0]
-	hn := d.hn.rows(rows)
-	c.RMSNormForward(hn, d.hr.rows(rows), h, ps.norm.W, cfg.RMSNormEps)
-	out := d.logits.rows(rows)
-	c.LinearForward(out, hn, ps.head.W, nil)
-	return out, nil
+	hn := d.rows(&d.hn, rows)
+	be.RMSNormForward(hn, d.rows(&d.hr, rows), h, ps.norm.cw, cfg.RMSNormEps)
+	out := d.rows(&d.logits, rows)
+	be.LinearForward(out, hn, ps.head.cw, nil)
+	if !out.OnDevice() {
+		return out, nil
+	}
+	if cap(d.host) < out.Numel() {
+		d.host = make([]float32, out.Numel())
+	}
+	host := engine.FromF32(d.host[:out.Numel()], out.Shape...)
+	be.Download(host.F32, out)
+	return host, nil
+}
+
+// layout fills the step's token ids, positions, last rows and the paged
+// attention description: block tables padded to the longest, each row's
+// sequence and position, and which rows are a prefill from empty.
+func (d *Decoder) layout(seqs []StepSeq) {
+	p := &d.paged
+	p.MaxBlocks = 0
+	for _, s := range seqs {
+		p.MaxBlocks = max(p.MaxBlocks, len(s.Seq.blocks))
+	}
+	d.ids, d.pos, d.lastRow = d.ids[:0], d.pos[:0], d.lastRow[:0]
+	p.Tables, p.Seq, p.Skip = p.Tables[:0], p.Seq[:0], p.Skip[:0]
+	for i, s := range seqs {
+		p.Tables = append(p.Tables, s.Seq.blocks...)
+		for range p.MaxBlocks - len(s.Seq.blocks) {
+			p.Tables = append(p.Tables, 0)
+		}
+		fresh := freshPrefill(s)
+		for j, id := range s.Tokens {
+			d.ids = append(d.ids, id)
+			d.pos = append(d.pos, int32(s.Seq.n+j))
+			p.Seq = append(p.Seq, int32(i))
+			p.Skip = append(p.Skip, fresh)
+		}
+		d.lastRow = append(d.lastRow, len(d.ids)-1)
+	}
+	p.Pos = d.pos
 }
 
 // attention computes att for every new token of the step. A sequence
 // prefilled from empty attends only to its own new tokens, so it takes the
-// engine's GEMM-based causal attention over its rows; everything else
-// (decode tokens, prefill continuing a cached prefix) reads the paged cache.
+// backend's training attention over its rows; everything else (decode
+// tokens, prefill continuing a cached prefix) reads the paged cache.
 func (d *Decoder) attention(layer int, seqs []StepSeq, q, k, v, att *engine.Tensor) {
 	m := d.m
 	cfg := m.Cfg
@@ -385,186 +378,18 @@ func (d *Decoder) attention(layer int, seqs []StepSeq, q, k, v, att *engine.Tens
 		t := len(s.Tokens)
 		if freshPrefill(s) {
 			sh := engine.AttnShape{B: 1, T: t, Hq: cfg.Heads, Hk: cfg.KVHeads, D: cfg.HeadDim}
-			sub := func(dst *engine.Tensor, src *engine.Tensor, cols int) *engine.Tensor {
-				*dst = engine.Tensor{DType: engine.F32, Shape: []int{t, cols}, F32: src.F32[r0*cols : (r0+t)*cols]}
-				return dst
-			}
-			m.CPU().AttentionForward(sub(&d.av, att, m.attDim), d.lse.rows(t*cfg.Heads),
-				sub(&d.qv, q, m.attDim), sub(&d.kvw, k, m.kvDim), sub(&d.vvw, v, m.kvDim), nil, sh)
+			m.be.AttentionForward(att.View(r0*m.attDim, t, m.attDim), d.rows(&d.lse, t*cfg.Heads).View(0, t*cfg.Heads),
+				q.View(r0*m.attDim, t, m.attDim), k.View(r0*m.kvDim, t, m.kvDim), v.View(r0*m.kvDim, t, m.kvDim), nil, sh)
 		} else {
 			paged = true
 		}
 		r0 += t
 	}
-	if !paged {
-		return
+	if paged {
+		m.be.PagedAttention(att, q, d.kv.k[layer], d.kv.v[layer], d.paged)
 	}
-	maxCtx := 0
-	for _, s := range seqs {
-		maxCtx = max(maxCtx, s.Seq.n+len(s.Tokens))
-	}
-	group := cfg.Heads / cfg.KVHeads
-	for w := range d.scores {
-		if cap(d.scores[w]) < group*maxCtx {
-			d.scores[w] = make([]float32, group*maxCtx)
-		}
-	}
-	d.curLayer, d.curQ, d.curOut = layer, q.F32, att.F32
-	d.pool.run(len(d.rows) * cfg.KVHeads)
 }
 
 // freshPrefill reports whether s is a prefill of an empty sequence, whose
 // attention stays within its own new tokens.
 func freshPrefill(s StepSeq) bool { return s.Seq.n == 0 && len(s.Tokens) > 1 }
-
-// attnRange is the worker body: work items [lo, hi) of the current call.
-func (d *Decoder) attnRange(w, lo, hi int) {
-	cfg := d.m.Cfg
-	s := pagedShape{Hq: cfg.Heads, Hk: cfg.KVHeads, D: cfg.HeadDim, BlockSize: d.kv.blockSize}
-	pagedAttention(d.curOut, d.curQ, d.kv.k[d.curLayer], d.kv.v[d.curLayer], d.rows, s, d.scores[w], lo, hi)
-}
-
-// pagedShape describes the heads and cache blocks for pagedAttention.
-type pagedShape struct{ Hq, Hk, D, BlockSize int }
-
-// pagedAttention computes causal attention for work items [lo, hi), item =
-// row*Hk + kv head: the query heads of that kv head group, for new token
-// row, attend to cached positions 0..rows[row].pos of its sequence (rows
-// marked skip are left alone). q and out are (rows, Hq*D); kc and vc are one
-// layer of the cache in (block, kv head, slot, D) layout. scores is scratch
-// of at least (Hq/Hk)*(maxpos+1) values. Scores are float32 dot products, the
-// softmax normaliser is accumulated in float64. It does not allocate.
-func pagedAttention(out, q, kc, vc []float32, rows []attnRow, s pagedShape, scores []float32, lo, hi int) {
-	group := s.Hq / s.Hk
-	ld := s.Hq * s.D
-	scale := float32(1 / math.Sqrt(float64(s.D)))
-	for item := lo; item < hi; item++ {
-		row, hk := item/s.Hk, item%s.Hk
-		r := rows[row]
-		if r.skip {
-			continue
-		}
-		ctx := r.pos + 1
-		// Scores: one pass over the keys, all heads of the group at once.
-		for j0 := 0; j0 < ctx; j0 += s.BlockSize {
-			blk := int(r.blocks[j0/s.BlockSize])
-			base := (blk*s.Hk + hk) * s.BlockSize * s.D
-			nj := min(s.BlockSize, ctx-j0)
-			for t := 0; t < nj; t++ {
-				kv := kc[base+t*s.D : base+(t+1)*s.D]
-				for g := 0; g < group; g++ {
-					h := hk*group + g
-					qh := q[row*ld+h*s.D : row*ld+(h+1)*s.D]
-					scores[g*ctx+j0+t] = dot(qh, kv) * scale
-				}
-			}
-		}
-		// Softmax per head, then the weighted sum of values.
-		for g := 0; g < group; g++ {
-			sc := scores[g*ctx : (g+1)*ctx]
-			mx := sc[0]
-			for _, x := range sc {
-				mx = max(mx, x)
-			}
-			var sum float64
-			for j, x := range sc {
-				e := math.Exp(float64(x - mx))
-				sum += e
-				sc[j] = float32(e)
-			}
-			inv := float32(1 / sum)
-			h := hk*group + g
-			o := out[row*ld+h*s.D : row*ld+(h+1)*s.D]
-			clear(o)
-			for j0 := 0; j0 < ctx; j0 += s.BlockSize {
-				blk := int(r.blocks[j0/s.BlockSize])
-				base := (blk*s.Hk + hk) * s.BlockSize * s.D
-				nj := min(s.BlockSize, ctx-j0)
-				for t := 0; t < nj; t++ {
-					axpy(o, vc[base+t*s.D:base+(t+1)*s.D], sc[j0+t]*inv)
-				}
-			}
-		}
-	}
-}
-
-// dot is a float32 dot product with four independent partial sums.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-// axpy computes y += alpha*x.
-func axpy(y, x []float32, alpha float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += alpha * x[i]
-	}
-}
-
-// workPool runs fn over [0, total) split into one static contiguous chunk
-// per worker, on goroutines started once, so dispatching does not allocate.
-type workPool struct {
-	fn    func(w, lo, hi int)
-	n     int
-	total int
-	jobs  chan int
-	wg    sync.WaitGroup
-}
-
-func (p *workPool) start(n int, fn func(w, lo, hi int)) {
-	p.fn, p.n = fn, n
-	p.jobs = make(chan int)
-	// Workers range over their own copy: stop clears the field, possibly
-	// before a worker has started.
-	jobs := p.jobs
-	for i := 1; i < n; i++ {
-		go func() {
-			for w := range jobs {
-				p.chunk(w)
-				p.wg.Done()
-			}
-		}()
-	}
-}
-
-func (p *workPool) chunk(w int) {
-	per := (p.total + p.n - 1) / p.n
-	lo := w * per
-	hi := min(lo+per, p.total)
-	if lo < hi {
-		p.fn(w, lo, hi)
-	}
-}
-
-func (p *workPool) run(total int) {
-	p.total = total
-	if p.n == 1 || total < 2 {
-		p.fn(0, 0, total)
-		return
-	}
-	p.wg.Add(p.n - 1)
-	for w := 1; w < p.n; w++ {
-		p.jobs <- w
-	}
-	p.chunk(0)
-	p.wg.Wait()
-}
-
-func (p *workPool) stop() {
-	if p.jobs != nil {
-		close(p.jobs)
-		p.jobs = nil
-	}
-}

@@ -99,7 +99,7 @@ func TestDecodeMatchesForward(t *testing.T) {
 			schedules := [][]int{{1}, {7, 1}, {3, 5, 1, 2}, {16, 16, 1}}
 			for _, bs := range []int{4, 16} {
 				for si, sched := range schedules {
-					kv := NewKVCache(m.Cfg, bs, 64)
+					kv := m.NewKVCache(bs, 64)
 					dec := m.NewDecoder(kv)
 					toks := make([][]int32, len(lengths))
 					seqs := make([]*SeqCache, len(lengths))
@@ -180,7 +180,7 @@ func TestForkSharesPrefix(t *testing.T) {
 	m := tinyRandomModel(t, cpu)
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, plen := range []int{8, 11} { // block-aligned and not
-		kv := NewKVCache(m.Cfg, 4, 32)
+		kv := m.NewKVCache(4, 32)
 		dec := m.NewDecoder(kv)
 		prompt := randomIDs(r, plen, m.Cfg.Vocab)
 		root := kv.NewSeq()
@@ -238,7 +238,7 @@ func TestForkSharesPrefix(t *testing.T) {
 func TestStepErrorsLeaveStateUnchanged(t *testing.T) {
 	cpu := engine.NewDefaultCPU(engine.CPUOptions{})
 	m := tinyRandomModel(t, cpu)
-	kv := NewKVCache(m.Cfg, 4, 3)
+	kv := m.NewKVCache(4, 3)
 	dec := m.NewDecoder(kv)
 	defer dec.Close()
 	a, b := kv.NewSeq(), kv.NewSeq()
@@ -263,60 +263,4 @@ func TestStepErrorsLeaveStateUnchanged(t *testing.T) {
 			t.Fatalf("%s: state changed: lengths %d %d, %d blocks free", name, a.Len(), b.Len(), kv.FreeBlocks())
 		}
 	}
-}
-
-// TestPagedAttentionDoesNotAllocate checks the steady-state promise of the
-// decode attention dispatch.
-func TestPagedAttentionDoesNotAllocate(t *testing.T) {
-	cpu := engine.NewDefaultCPU(engine.CPUOptions{Workers: 2})
-	m := tinyRandomModel(t, cpu)
-	kv := NewKVCache(m.Cfg, 4, 64)
-	dec := m.NewDecoder(kv)
-	defer dec.Close()
-	var in []StepSeq
-	for i := 0; i < 6; i++ {
-		s := kv.NewSeq()
-		if _, err := dec.Step([]StepSeq{{Seq: s, Tokens: make([]int32, 5+i)}}, false); err != nil {
-			t.Fatal(err)
-		}
-		in = append(in, StepSeq{Seq: s, Tokens: []int32{3}})
-	}
-	if _, err := dec.Step(in, false); err != nil {
-		t.Fatal(err)
-	}
-	n := len(in)
-	q, k, v, att := dec.q.rows(n), dec.k.rows(n), dec.v.rows(n), dec.att.rows(n)
-	allocs := testing.AllocsPerRun(20, func() { dec.attention(0, in, q, k, v, att) })
-	if allocs != 0 {
-		t.Errorf("decode attention allocates %.1f times per call", allocs)
-	}
-}
-
-// BenchmarkPagedAttention measures decode attention alone: 32 sequences of
-// 256 cached tokens, bench-model heads.
-func BenchmarkPagedAttention(b *testing.B) {
-	const seqs, ctx = 32, 256
-	s := pagedShape{Hq: 8, Hk: 2, D: 64, BlockSize: 16}
-	per := ctx / s.BlockSize
-	kc := make([]float32, seqs*per*s.Hk*s.BlockSize*s.D)
-	vc := make([]float32, len(kc))
-	q := make([]float32, seqs*s.Hq*s.D)
-	out := make([]float32, len(q))
-	r := rand.New(rand.NewPCG(1, 1))
-	for i := range kc {
-		kc[i], vc[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
-	}
-	rows := make([]attnRow, seqs)
-	for i := range rows {
-		rows[i] = attnRow{blocks: make([]int32, per), pos: ctx - 1}
-		for j := range rows[i].blocks {
-			rows[i].blocks[j] = int32(i*per + j)
-		}
-	}
-	scores := make([]float32, (s.Hq/s.Hk)*ctx)
-	b.ResetTimer()
-	for b.Loop() {
-		pagedAttention(out, q, kc, vc, rows, s, scores, 0, seqs*s.Hk)
-	}
-	b.ReportMetric(float64(b.N*seqs)/b.Elapsed().Seconds(), "tokens/s")
 }

@@ -147,28 +147,50 @@ func ChooseBands(numPerm int, t float64) (b, r int) {
 }
 
 func (d *Deduper) signatures() [][]uint64 {
-	a := make([]uint64, d.opt.NumPerm)
-	c := make([]uint64, d.opt.NumPerm)
-	s := d.opt.Seed
-	for i := range a {
-		s += 0x9e3779b97f4a7c15
-		a[i] = mix64(s) | 1
-		s += 0x9e3779b97f4a7c15
-		c[i] = mix64(s)
-	}
+	h := newHasher(d.opt)
 	sigs := make([][]uint64, len(d.sets))
 	for i, set := range d.sets {
-		sig := make([]uint64, len(a))
-		for k := range sig {
-			m := uint64(math.MaxUint64)
-			for _, x := range set {
-				m = min(m, a[k]*x+c[k])
-			}
-			sig[k] = m
-		}
-		sigs[i] = sig
+		sigs[i] = h.signature(set)
 	}
 	return sigs
+}
+
+// hasher holds the multiply-add permutations of one Options, so that
+// signatures computed for different collections (training rows and
+// evaluation prompts) are comparable.
+type hasher struct{ a, c []uint64 }
+
+func newHasher(opt Options) hasher {
+	h := hasher{a: make([]uint64, opt.NumPerm), c: make([]uint64, opt.NumPerm)}
+	s := opt.Seed
+	for i := range h.a {
+		s += 0x9e3779b97f4a7c15
+		h.a[i] = mix64(s) | 1
+		s += 0x9e3779b97f4a7c15
+		h.c[i] = mix64(s)
+	}
+	return h
+}
+
+func (h hasher) signature(set []uint64) []uint64 {
+	sig := make([]uint64, len(h.a))
+	for k := range sig {
+		m := uint64(math.MaxUint64)
+		for _, x := range set {
+			m = min(m, h.a[k]*x+h.c[k])
+		}
+		sig[k] = m
+	}
+	return sig
+}
+
+// bandKey hashes band k of sig (r rows) to one bucket key.
+func bandKey(sig []uint64, k, r int) uint64 {
+	key := uint64(k + 1)
+	for _, v := range sig[k*r : (k+1)*r] {
+		key = mix64(key ^ v)
+	}
+	return key
 }
 
 // Result clusters the rows added so far and returns the kept ids (in
@@ -207,10 +229,7 @@ func (d *Deduper) Result() (kept []string, dropped []Drop) {
 		}
 		cands = cands[:0]
 		for k := 0; k < b; k++ {
-			key := uint64(k + 1)
-			for _, v := range sigs[i][k*r : (k+1)*r] {
-				key = mix64(key ^ v)
-			}
+			key := bandKey(sigs[i], k, r)
 			slot := int(i)*b + k
 			next[slot] = -1
 			h, ok := heads[k][key]

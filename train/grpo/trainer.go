@@ -68,9 +68,8 @@ type Hooks struct {
 
 // Options are the run's non-config inputs.
 type Options struct {
-	// Backend runs the policy; nil: engine.NewDefaultCPU. Rollouts need the
-	// decoder, which runs on the CPU backend only, so a device backend is
-	// refused for now.
+	// Backend runs the policy, its rollouts and the reference model; nil:
+	// engine.NewDefaultCPU.
 	Backend engine.Backend
 	Log     io.Writer
 	OnStep  func(row Metrics, total int64)
@@ -85,6 +84,10 @@ type Options struct {
 	// OnStart is called once before the first step with the step the run
 	// starts from (past 0 when resumed) and the run's total.
 	OnStart func(step, total int64)
+	// OnRollout, when set, is called as each prompt's group of samples
+	// is complete during step's rollouts (a step may take minutes), with
+	// the groups done and drawn in this rollout round.
+	OnRollout func(step int64, done, total int)
 }
 
 // Result summarises a run.
@@ -152,18 +155,14 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if be == nil {
 		be = engine.NewDefaultCPU(engine.CPUOptions{})
 	}
-	cpu, ok := be.(*engine.CPU)
-	if !ok {
-		return nil, fmt.Errorf("rl on %s: GRPO rollouts run on the CPU backend only (no device KV cache yet); use --device cpu", be.Name())
-	}
-	pol, err := train.LoadPolicy(cfg.Model, st, from, train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, cpu)
+	pol, err := train.LoadPolicy(cfg.Model, st, from, train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, be)
 	if err != nil {
 		return nil, err
 	}
 	m, opt := pol.Model, pol.Opt
 	var ref *qwen2.Model
 	if cfg.KLCoef > 0 {
-		if ref, err = qwen2.Load(cfg.Model, cpu); err != nil {
+		if ref, err = qwen2.Load(cfg.Model, be); err != nil {
 			return nil, fmt.Errorf("reference model: %w", err)
 		}
 	}
@@ -232,9 +231,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		policyDir = from.Dir
 	}
 	logf("policy %s: %d parameters, %s; %d steps of %d prompts x %d samples (%s sampling)",
-		policyDir, m.P.Count(), cpu.BLASName(), total, cfg.PromptsPerStep, cfg.GroupSize, cfg.Sampling)
+		policyDir, m.P.Count(), be.Describe(), total, cfg.PromptsPerStep, cfg.GroupSize, cfg.Sampling)
 
 	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: m.NewActs(1, cfg.packLen())}
+	r.onRollout = opts.OnRollout
 	res := &Result{Model: m, Prompts: len(prompts), Skipped: skipped}
 	if st != nil {
 		res.Checkpoint = from.Dir
@@ -378,6 +378,8 @@ type runner struct {
 	opt    optim.Optimizer
 	sched  optim.Schedule
 	acts   *qwen2.Acts
+	// onRollout is Options.OnRollout.
+	onRollout func(step int64, done, total int)
 }
 
 // step rolls out, scores, selects groups and updates the policy once.
@@ -479,7 +481,11 @@ func (r *runner) rollout(ctx context.Context, step int64, round int, ps []*promp
 		}
 	}
 	var timing rolloutTiming
+	done := 0
 	st, err := r.eng.RunScored(ctx, reqs, cfg.ScoreWorkers, func(i int, samples []generate.Sample) {
+		if done++; r.onRollout != nil {
+			r.onRollout(step, done, len(reqs))
+		}
 		g := groups[i]
 		g.samples = samples
 		g.scores = make([]oracle.Score, len(samples))
@@ -636,7 +642,7 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 			lr := r.sched.At(int(r.opt.Steps()))
 			norm := optim.ClipGradNorm(r.m.Backend(), r.m.P.Weights.Grad, cfg.Clip)
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
-				return fmt.Errorf("gradient norm is %v; stopping (%s)", norm, train.DescribeLastCheckpoint(cfg.Out))
+				return fmt.Errorf("gradient norm is %v; stopping; %s", norm, train.DescribeLastCheckpoint(cfg.Out))
 			}
 			r.opt.Step(r.m.P.Weights, lr)
 			row.LR, row.GradNorm = lr, norm

@@ -47,11 +47,6 @@ type Metrics struct {
 	EvalLoss     *float64 `json:"eval_loss,omitempty"`
 }
 
-// Brief is the step's headline numbers for a progress line.
-func (m Metrics) Brief() string {
-	return fmt.Sprintf("loss %.4f, lr %.2e, %.0f tok/s", m.Loss, m.LR, m.TokensPerS)
-}
-
 // DataEvent is the first row of metrics.jsonl (step 0): what loading kept,
 // truncated and skipped.
 type DataEvent struct {
@@ -270,12 +265,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		t0 := time.Now()
 		r := tr.Gradients(batches[:n])
 		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
-			return res, fmt.Errorf("step %d: loss is %v; stopping (%s)", step+1, r.Loss, train.DescribeLastCheckpoint(cfg.Out))
+			return res, fmt.Errorf("step %d: loss is %v; stopping; %s", step+1, r.Loss, train.DescribeLastCheckpoint(cfg.Out))
 		}
 		if r.Targets > 0 {
 			r.GradNorm = tr.Update(lr)
 			if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
-				return res, fmt.Errorf("step %d: gradient norm is %v; stopping (%s)", step+1, r.GradNorm, train.DescribeLastCheckpoint(cfg.Out))
+				return res, fmt.Errorf("step %d: gradient norm is %v; stopping; %s", step+1, r.GradNorm, train.DescribeLastCheckpoint(cfg.Out))
 			}
 		}
 		dt := time.Since(t0).Seconds()

@@ -11,12 +11,13 @@ const messages = [{ role: "user", content: "How do I hash a password?" }];
 out.models = (await client.models.list()).data.map((m) => m.id);
 
 const chat = await client.chat.completions.create({
-  model, messages, temperature: 0, max_tokens: 40, logprobs: true,
+  model, messages, temperature: 0, max_tokens: 40, logprobs: true, top_logprobs: 2,
 });
 out.chat = {
   content: chat.choices[0].message.content,
   finish: chat.choices[0].finish_reason,
   logprobTokens: chat.choices[0].logprobs.content.map((t) => t.token).join(""),
+  topLogprobs: chat.choices[0].logprobs.content.map((t) => t.top_logprobs.map((a) => [a.token, a.logprob])),
   usage: chat.usage,
 };
 
@@ -39,7 +40,9 @@ out.stream = { texts: streamed, finish, usage };
 const comp = await client.completions.create({
   model, prompt: ["import os\n", "def read_file(path):"], max_tokens: 16, temperature: 0, logprobs: 1,
 });
-out.completions = comp.choices.map((c) => ({ index: c.index, text: c.text, tokens: c.logprobs.tokens.join("") }));
+out.completions = comp.choices.map((c) => ({
+  index: c.index, text: c.text, tokens: c.logprobs.tokens.join(""), topLogprobs: c.logprobs.top_logprobs,
+}));
 
 out.errors = {};
 for (const [name, req] of [
