@@ -1,6 +1,8 @@
 package grpo
 
 import (
+	"math"
+
 	"purpcode/engine"
 	"purpcode/model/qwen2"
 )
@@ -13,9 +15,21 @@ type sequence struct {
 	// Per response token: log-prob under the sampling policy (recomputed
 	// by the trainer before any update) and under the reference.
 	oldLogp, refLogp []float32
+	// rollLogp is the rollout engine's log-prob of each response token
+	// (temperature 1, unfiltered), for the rollout/trainer gap metric.
+	rollLogp []float32
 }
 
 func (s *sequence) respLen() int { return len(s.ids) - s.promptLen }
+
+// rolloutGap is |trainer - rollout| log-prob of response token ti, whose
+// trainer log-prob is lp (0 when the rollout's log-probs are missing).
+func (s *sequence) rolloutGap(ti int, lp float64) float64 {
+	if len(s.rollLogp) != s.respLen() {
+		return 0
+	}
+	return math.Abs(lp - float64(s.rollLogp[ti]))
+}
 
 // packedBatch is a micro-batch of packed rows and, for each flattened
 // position, which sequence and response token its target belongs to.

@@ -126,4 +126,11 @@ func TestRewardRises(t *testing.T) {
 	if math.IsNaN(rows[len(rows)-1].KL) || rows[len(rows)-1].KL <= 0 {
 		t.Fatalf("KL to the reference should be positive after training, got %v", rows[len(rows)-1].KL)
 	}
+	// Rollouts (paged KV decode) and the trainer (packed forward) compute
+	// the same policy's log-probs in float32 by two code paths.
+	for _, r := range rows {
+		if r.TrainTokens > 0 && (r.RolloutLogpDiff == 0 || r.RolloutLogpDiff > 1e-3) {
+			t.Errorf("step %d: rollout/trainer log-prob gap %.3g, want in (0, 1e-3]", r.Step, r.RolloutLogpDiff)
+		}
+	}
 }

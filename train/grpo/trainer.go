@@ -52,6 +52,11 @@ type Metrics struct {
 	ClipFrac      float64            `json:"clip_frac"`    // tokens whose clipped term was active
 	Entropy       float64            `json:"entropy"`      // token mean policy entropy
 	GradNorm      float64            `json:"grad_norm"`    // before clipping (last update of the step)
+	// RolloutLogpDiff is the largest |log-prob| difference of a response
+	// token between the rollout engine (paged KV decode) and the trainer's
+	// forward pass of the same policy: both should be the same function,
+	// so this measures the numerical gap between the two code paths.
+	RolloutLogpDiff float64 `json:"rollout_logp_max_abs_diff"`
 	TrainTokens   int                `json:"train_tokens"` // response tokens trained on
 	RolloutS      float64            `json:"rollout_s"`
 	ScoreWaitS    float64            `json:"score_wait_s"` // scoring left after the last sample finished
@@ -554,7 +559,7 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 			for _, t := range s.Tokens {
 				ids = append(ids, int32(t))
 			}
-			seqs = append(seqs, &sequence{ids: ids, promptLen: len(g.p.ids), adv: adv[j]})
+			seqs = append(seqs, &sequence{ids: ids, promptLen: len(g.p.ids), adv: adv[j], rollLogp: s.RawLogProbs})
 		}
 	}
 	if len(seqs) == 0 {
@@ -580,6 +585,11 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 	if multi {
 		for _, pb := range pack(seqs, all, packLen, 1) {
 			r.stats(r.m, pb, seqs, func(s *sequence) *[]float32 { return &s.oldLogp })
+		}
+		for _, s := range seqs {
+			for ti, lp := range s.oldLogp {
+				row.RolloutLogpDiff = math.Max(row.RolloutLogpDiff, s.rolloutGap(ti, float64(lp)))
+			}
 		}
 	}
 	var lossSum, objSum, klSum, entSum float64
@@ -614,6 +624,9 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 					}
 					s, ti := seqs[si], pb.tok[p]
 					lp := float64(logp[p])
+					if !multi {
+						row.RolloutLogpDiff = math.Max(row.RolloutLogpDiff, s.rolloutGap(int(ti), lp))
+					}
 					old, refLp := lp, lp
 					if multi {
 						old = float64(s.oldLogp[ti])
