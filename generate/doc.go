@@ -1,6 +1,7 @@
 // Package generate is the rollout engine: it samples completions of token
 // prompts from a qwen2 model in process, with the log-prob of every sampled
-// token, for RL rollouts, rule-learning data and evaluation.
+// token (and, when asked, the most likely alternatives at each step), for
+// RL rollouts, rule-learning data, evaluation and serving.
 //
 // Sequences live in a paged KV cache (qwen2.KVCache). Each step batches the
 // decode tokens of every running sequence with chunks of prompts being

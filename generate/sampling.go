@@ -117,34 +117,74 @@ func (s *sampler) draw(logits []float32, sp *SamplingParams, rng *rand.Rand) (to
 func (s *seq) drawNext(sm *sampler, logits []float32) {
 	p := &s.g.req.Params
 	s.tok, s.logp, s.rawLogp = sm.draw(logits, p, s.rng)
-	s.top = sm.topRaw(logits, p.TopLogProbs)
+	if p.TopLogProbs > 0 {
+		// draw's log-sum-exp, recovered from the raw log-prob (to an ulp):
+		// recomputing it would cost more than the search itself.
+		s.top = sm.topRaw(logits, p.TopLogProbs, float64(logits[s.tok])-s.rawLogp)
+	} else {
+		s.top = nil
+	}
 }
 
-// topRaw returns the k most likely tokens of log-softmax(logits), most
-// likely first, ties to the smaller id (the sampler's candidate order). It
-// reuses the scratch that draw fills, so it runs after draw.
-func (s *sampler) topRaw(logits []float32, k int) []TokenLogProb {
+// topRaw returns the k most likely tokens of log-softmax(logits) (whose
+// log-sum-exp is lse), most likely first, ties to the smaller id (the
+// sampler's candidate order). It reuses the scratch that draw fills, so it
+// runs after draw.
+func (s *sampler) topRaw(logits []float32, k int, lse float64) []TokenLogProb {
 	if k <= 0 {
 		return nil
 	}
 	v := len(logits)
-	if cap(s.p) < v {
+	k = min(k, v)
+	if cap(s.idx) < v {
 		s.p = make([]float64, v)
 		s.idx = make([]int32, v)
 	}
-	// Logits order tokens as their probabilities do; no exp needed.
-	p, idx := s.p[:v], s.idx[:v]
-	for i, x := range logits {
-		p[i] = float64(x)
-		idx[i] = int32(i)
+	var top []int32
+	if k <= smallTopK {
+		top = topKScan(s.idx[:0], logits, k)
+	} else {
+		// Logits order tokens as their probabilities do; no exp needed.
+		p, idx := s.p[:v], s.idx[:v]
+		for i, x := range logits {
+			p[i] = float64(x)
+			idx[i] = int32(i)
+		}
+		top = topKFilter(idx, p, k)
 	}
-	top := topKFilter(idx, p, min(k, v))
-	lse := logSumExp(logits)
 	out := make([]TokenLogProb, len(top))
 	for j, i := range top {
 		out[j] = TokenLogProb{ID: int(i), LogProb: float32(float64(logits[i]) - lse)}
 	}
 	return out
+}
+
+// smallTopK is the most alternatives found by one scan with a sorted
+// buffer; OpenAI's APIs ask for at most 20.
+const smallTopK = 32
+
+// topKScan keeps the k best tokens in buf, sorted, in one pass over the
+// logits: a token enters only when it beats the worst kept one, which is
+// rare after the first few hundred, so the pass costs about one compare
+// per token. A later token never beats an equal earlier one, so ties keep
+// the smaller id first.
+func topKScan(buf []int32, logits []float32, k int) []int32 {
+	for i, x := range logits {
+		n := len(buf)
+		if n == k && !(x > logits[buf[n-1]]) {
+			continue
+		}
+		j := n
+		for j > 0 && x > logits[buf[j-1]] {
+			j--
+		}
+		if n < k {
+			buf = append(buf, 0)
+		}
+		copy(buf[j+1:], buf[j:len(buf)-1])
+		buf[j] = int32(i)
+	}
+	return buf
 }
 
 // logSumExp of float32 logits, in float64.

@@ -1,53 +1,213 @@
 #!/usr/bin/env bash
-# gpu-check.sh: run the CUDA kernel tests of `make test` on a real GPU.
+# gpu-check.sh: the CUDA tests of `make test` and issue 15's measurements on a
+# real GPU (a lent H100/H200), within 10 minutes.
 #
-# `make test` runs every kernel on the PTX emulator (kernels/ptxemu). What
-# the emulator cannot tell (the real .approx error of ex2/rsqrt, tensor-core
-# accumulation order, NVRTC and driver versions other than Debian's, timing)
-# needs the same tests on a GPU. This script builds the test binaries where
-# Go is (a GPU machine need not have it) and runs them on the GPU machine:
+# `make test` runs every kernel and the CUDA backend on the PTX emulator
+# (kernels/ptxemu). What the emulator cannot tell (the real .approx error of
+# ex2/rsqrt, tensor-core accumulation order, NVRTC and driver versions other
+# than Debian's, timing) needs the same tests on a GPU. This script builds the
+# binaries where Go is (a GPU machine need not have it) and runs them on the
+# GPU machine:
 #
-#   scripts/gpu-check.sh build   # here: go test -c into bin/gpu-check/
+#   scripts/gpu-check.sh build   # here: go test -c / go build into bin/gpu-check/
 #   scripts/gpu-check.sh run     # on the GPU machine, from the repository root
 #   scripts/gpu-check.sh         # both, on a GPU machine that has Go
-#   scripts/gpu-check.sh run engine generate   # only these packages
+#   scripts/gpu-check.sh run engine/cuda attention   # only these steps
 #
-# run executes, each from its package directory (where the tests find their
-# testdata):
-#   kernels      every test: NVRTC compile (PTX and CUBIN) checks, launch
-#                checks, the emulator tests (with this machine's NVRTC)
-#   kernels/ptxemu  every test
-#   engine       TestCUDA*: every kernel against its engine op, on the GPU
-#   generate     TestCUDA*: the sampling kernels against the sampler, on the GPU
-# with CI=true and -nvrtc-required, so a missing NVRTC fails instead of
-# skipping. The engine and generate tests take -cuda-device=real (the first
-# GPU of the driver); GPU_CHECK_DEVICE=emu runs them on the emulator instead,
-# to try the script on a machine without a GPU.
+# run's steps, in order (name: what; the time budgeted for it on an H100, an
+# estimate until the first run replaces it; the step is killed past it):
+#   kernels          60 s  every test: NVRTC compile (PTX and CUBIN) checks,
+#                          launch checks, the emulator tests (this NVRTC)
+#   kernels/ptxemu   60 s  every test
+#   engine           60 s  TestCUDA*: every kernel against its engine op
+#   generate         45 s  TestCUDA*: the sampling kernels against the sampler
+#   engine/cuda      90 s  every test: the backend's ops, and whole models
+#                          (forward, gradients, AdamW, 20 SFT steps, greedy
+#                          decoding) against the CPU backend (issue 15, must-hold 1)
+#   attention        45 s  BenchmarkAttention: fwd and fwd+bwd TFLOP/s, T=4096,
+#                          D=128, causal, 28/4 heads (engine/cuda/bench_test.go)
+#   sft             120 s  purpcode bench --device cuda --shape qwen2.5-7b
+#                          --layers L: training tokens/s and MFU (of 989 TFLOP/s
+#                          dense bf16 on H100/H200), plus prefill and decode
+#   torch            60 s  bench/torch_sft.py --device cuda, the same step in
+#                          PyTorch eager with bf16 autocast (skipped without torch)
+#   decode           10 s  decode tokens/s per batch and the fraction of HBM
+#                          bandwidth, from the sft step's JSON (see decode_step)
+# Total budget 550 s. Tests run with CI=true and -nvrtc-required, so a missing
+# NVRTC fails instead of skipping, and with -cuda-device=real (the first GPU of
+# the driver). GPU_CHECK_DEVICE=emu runs everything on the PTX emulator instead
+# (tiny shapes, no timing meaning), to try the script on a machine without a GPU.
 #
-# Environment: GPU_CHECK_DIR (default bin/gpu-check), GPU_CHECK_DEVICE
-# (real or emu; default real), GO (default go). Exit status: 0 when every
-# binary passed.
+# Environment: GPU_CHECK_DIR (default bin/gpu-check; results go to its
+# results/), GPU_CHECK_DEVICE (real or emu; default real), GO (default go),
+# PYTHON (default python3), GPU_CHECK_LAYERS (default 4: the 7B shape's
+# embedding, 4 layers and head are 2.0 B parameters, 36 GB of weights, grads
+# and AdamW state on the device), GPU_CHECK_BATCH (4), GPU_CHECK_SEQ (2048),
+# GPU_CHECK_STEPS (3). Exit status: 0 when every step passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 dir="${GPU_CHECK_DIR:-bin/gpu-check}"
 device="${GPU_CHECK_DEVICE:-real}"
 go="${GO:-go}"
-# package directory : binary name : test flags
+py="${PYTHON:-python3}"
+layers="${GPU_CHECK_LAYERS:-4}"
+batch="${GPU_CHECK_BATCH:-4}"
+seq="${GPU_CHECK_SEQ:-2048}"
+steps="${GPU_CHECK_STEPS:-3}"
+
+# Test suites: package directory : binary name : seconds : test flags.
 suites=(
-	"kernels:kernels:-nvrtc-required"
-	"kernels/ptxemu:ptxemu:-nvrtc-required"
-	"engine:engine:-test.run=^TestCUDA -test.v -cuda-device=$device"
-	"generate:generate:-test.run=^TestCUDA -test.v -cuda-device=$device"
+	"kernels:kernels:60:-nvrtc-required"
+	"kernels/ptxemu:ptxemu:60:-nvrtc-required"
+	"engine:engine:60:-test.run=^TestCUDA -test.v -cuda-device=$device"
+	"generate:generate:45:-test.run=^TestCUDA -test.v -cuda-device=$device"
+	"engine/cuda:cuda:90:-test.v -cuda-device=$device"
 )
+# Measurement steps: name : seconds.
+benches=("attention:45" "sft:120" "torch:60" "decode:10")
 
 build() {
 	mkdir -p "$dir"
 	for s in "${suites[@]}"; do
 		IFS=: read -r pkg name _ <<<"$s"
 		echo "gpu-check: go test -c ./$pkg -> $dir/$name.test"
-		CGO_ENABLED=1 "$go" test -c -o "$dir/$name.test" "./$pkg"
+		# -s -w: no symbol tables, so the binaries travel in less space.
+		CGO_ENABLED=1 "$go" test -c -ldflags='-s -w' -o "$dir/$name.test" "./$pkg"
 	done
+	echo "gpu-check: go build ./cmd/purpcode -> $dir/purpcode"
+	CGO_ENABLED=1 "$go" build -ldflags='-s -w' -o "$dir/purpcode" ./cmd/purpcode
+	du -sh "$dir"
+}
+
+root="$(pwd)"
+res="$root/$dir/results"
+failed=()
+timings=()
+
+# timed NAME SECONDS OUT COMMAND...: runs the command under a time limit
+# (a test binary's own -test.timeout, set to SECONDS, fires first and dumps
+# the goroutines), its stdout to the file OUT and then the terminal ("-":
+# the terminal only), and records its outcome and duration.
+timed() {
+	local name=$1 limit=$2 out=$3 start rc=0
+	shift 3
+	echo "gpu-check: ---- $name (budget ${limit} s)"
+	start=$(date +%s)
+	if [ "$out" = - ]; then
+		timeout --kill-after=10 $((limit + 15)) "$@" || rc=$?
+	else
+		timeout --kill-after=10 $((limit + 15)) "$@" >"$out" || rc=$?
+		cat "$out"
+	fi
+	local took=$(($(date +%s) - start))
+	if [ "$rc" = 0 ]; then
+		echo "gpu-check: $name passed in $took s"
+		timings+=("$name ok ${took}s")
+	else
+		[ "$rc" = 124 ] && echo "gpu-check: $name ran past its ${limit} s"
+		echo "gpu-check: $name FAILED (exit $rc) after $took s"
+		timings+=("$name FAILED ${took}s")
+		failed+=("$name")
+	fi
+}
+
+need_bin() {
+	if [ ! -x "$1" ]; then
+		echo "gpu-check: $1 missing: run '$0 build' where Go is, and bring $dir along" >&2
+		exit 2
+	fi
+}
+
+test_step() {
+	local pkg=$1 name=$2 limit=$3 flags=$4 bin="$root/$dir/$2.test"
+	need_bin "$bin"
+	# Each from its package directory, where the tests find their testdata.
+	cd "$root/$pkg"
+	# shellcheck disable=SC2086 # flags is a word list
+	CI=true timed "$pkg" "$limit" - "$bin" -test.count=1 -test.timeout="${limit}s" $flags
+	cd "$root"
+}
+
+attention_step() {
+	local bin="$root/$dir/cuda.test" short=() n=10x
+	need_bin "$bin"
+	# The emulator runs the benchmark once, on its tiny shape (-test.short).
+	if [ "$device" = emu ]; then
+		short=(-test.short)
+		n=1x
+	fi
+	cd "$root/engine/cuda"
+	timed attention "$1" "$res/attention.txt" "$bin" -test.run='^$' -test.bench='^BenchmarkAttention$' \
+		-test.benchtime="$n" -test.count=1 -test.timeout="$1s" "${short[@]}" -cuda-device="$device"
+	cd "$root"
+}
+
+# sft_args is the step both purpcode and PyTorch measure.
+sft_args() {
+	if [ "$device" = emu ]; then
+		echo "--shape tiny --layers 1 --batch 1 --seq 16 --steps 1"
+	else
+		echo "--shape qwen2.5-7b --layers $layers --batch $batch --seq $seq --steps $steps"
+	fi
+}
+
+sft_step() {
+	local bin="$root/$dir/purpcode" dev=cuda
+	need_bin "$bin"
+	[ "$device" = emu ] && dev=cuda-emu
+	# shellcheck disable=SC2046 # sft_args is a word list
+	timed sft "$1" "$res/sft.json" "$bin" bench --device "$dev" $(sft_args) --decode-tokens 32 --json
+}
+
+torch_step() {
+	if ! "$py" -c 'import torch' 2>/dev/null; then
+		echo "gpu-check: torch: $py cannot import torch; PyTorch comparison skipped"
+		timings+=("torch skipped 0s")
+		return
+	fi
+	# shellcheck disable=SC2046 # sft_args is a word list
+	timed torch "$1" "$res/torch.json" "$py" bench/torch_sft.py --device cuda $(sft_args)
+}
+
+# decode_step: decode tokens/s at each batch the sft step's bench measured,
+# with the fraction of HBM bandwidth they imply. It reports what
+# `purpcode bench --device cuda` printed: a bench that measured no decoding
+# (the rollout engine on the CPU backend only, before issue 15) makes it say
+# NOT MEASURED. Issue 15 asks for batches 1/32/256; bench decodes at 1/8/32
+# (a --decode-batches flag on bench would close the gap). Bytes per decode
+# step are counted as the bf16 weights a step reads (every matrix and the
+# head; embedding rows are negligible) plus the KV cache read at the mean
+# context: a lower bound on the traffic, so the fraction is one too.
+decode_step() {
+	if [ ! -s "$res/sft.json" ] || ! command -v "$py" >/dev/null 2>&1; then
+		echo "gpu-check: decode: no sft result or no $py to read it; skipped"
+		timings+=("decode skipped 0s")
+		return
+	fi
+	timed decode "$1" - "$py" - "$res/sft.json" "$gpu_name" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+gpu = sys.argv[2]
+dec = {int(k): v for k, v in (r.get("decode_tokens_per_s") or {}).items() if v > 0}
+if not dec:
+    print("decode: NOT MEASURED: purpcode bench reported no decode numbers on %s" % r["device"])
+    sys.exit(0)
+# Peak HBM bandwidth (bytes/s), datasheet figures.
+peaks = [("H100 PCIe", 2.0e12), ("H100 NVL", 3.9e12), ("H100", 3.35e12), ("H200", 4.8e12)]
+peak = next((b for n, b in peaks if n in gpu), 0)
+# Shapes as in cmd/purpcode/bench.go: hidden, heads, kv heads, vocab, tied.
+shapes = {"tiny": (64, 4, 2, 256, True), "bench": (512, 8, 2, 8192, False),
+          "qwen2.5-0.5b": (896, 14, 2, 151936, True), "qwen2.5-7b": (3584, 28, 4, 152064, False)}
+h, heads, kvh, vocab, tied = shapes[r["shape"]]
+weights = 2 * (r["params"] - (0 if tied else vocab * h))
+kv_per_token = 2 * 2 * r["layers"] * kvh * (h // heads)  # k and v, bf16
+ctx = 64 + 32 / 2  # bench's decode prompts are 64 tokens, 32 new tokens
+for b in sorted(dec):
+    bw = dec[b] / b * (weights + b * ctx * kv_per_token)
+    frac = " = %.1f%% of %.2f TB/s" % (100 * bw / peak, peak / 1e12) if peak else ""
+    print("decode batch %d: %.0f tokens/s, >= %.0f GB/s%s" % (b, dec[b], bw / 1e9, frac))
+EOF
 }
 
 run() {
@@ -58,40 +218,34 @@ run() {
 		exit 2
 		;;
 	esac
+	gpu_name=""
 	if [ "$device" = real ]; then
 		if command -v nvidia-smi >/dev/null 2>&1; then
 			nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+			gpu_name=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
 		else
 			echo "gpu-check: nvidia-smi not found; the tests report whether the driver loads"
 		fi
 	fi
-	local root failed=() only=" $* "
-	root="$(pwd)"
+	mkdir -p "$res"
+	local only=" $* " t0
+	t0=$(date +%s)
+	want() { [ -z "${only// /}" ] || [[ "$only" == *" $1 "* ]]; }
 	for s in "${suites[@]}"; do
-		IFS=: read -r pkg name flags <<<"$s"
-		if [ $# -gt 0 ] && [[ "$only" != *" $pkg "* ]]; then
-			continue
-		fi
-		bin="$root/$dir/$name.test"
-		if [ ! -x "$bin" ]; then
-			echo "gpu-check: $bin missing: run '$0 build' where Go is, and bring $dir along" >&2
-			exit 2
-		fi
-		echo "gpu-check: ---- $pkg ($flags)"
-		start=$(date +%s)
-		# shellcheck disable=SC2086 # flags is a word list
-		if (cd "$root/$pkg" && CI=true "$bin" -test.count=1 -test.timeout=20m $flags); then
-			echo "gpu-check: $pkg passed in $(($(date +%s) - start)) s"
-		else
-			echo "gpu-check: $pkg FAILED"
-			failed+=("$pkg")
-		fi
+		IFS=: read -r pkg name limit flags <<<"$s"
+		if want "$pkg"; then test_step "$pkg" "$name" "$limit" "$flags"; fi
 	done
+	for s in "${benches[@]}"; do
+		IFS=: read -r name limit <<<"$s"
+		if want "$name"; then "${name}_step" "$limit"; fi
+	done
+	echo "gpu-check: ==== summary (device '$device'${gpu_name:+, $gpu_name}, $(($(date +%s) - t0)) s in all)"
+	printf 'gpu-check:   %s\n' "${timings[@]}"
 	if [ ${#failed[@]} -gt 0 ]; then
 		echo "gpu-check: failed: ${failed[*]}"
 		exit 1
 	fi
-	echo "gpu-check: all passed on device '$device'"
+	echo "gpu-check: all passed; results in $res"
 }
 
 cmd="${1:-all}"
@@ -104,7 +258,7 @@ all)
 	run "$@"
 	;;
 *)
-	echo "usage: $0 [build|run|all] [package...]" >&2
+	echo "usage: $0 [build|run|all] [step...]" >&2
 	exit 2
 	;;
 esac

@@ -18,8 +18,13 @@
 //
 // Log-probs are the model's raw log-softmax of each chosen token (what a
 // trainer's forward pass computes, before temperature and top-p), for the
-// tokens of the returned text. Alternatives (top_logprobs) are not
-// computed: the field is an empty list (chat) or null (completions).
+// tokens of the returned text (vLLM's default). Alternatives come from the
+// same distribution at each step, drawn by the engine (not recomputed):
+// chat "top_logprobs": N (0..20, with "logprobs": true) lists the N most
+// likely tokens per position, most likely first, ties to the smaller id
+// (empty lists when not asked for); completions "logprobs": N (0..5) maps
+// the N most likely texts per position to their log-probs, plus the
+// sampled token (up to N+1 entries, as OpenAI documents).
 // Sampling seeds: a request with "seed" gets the same tokens every time;
 // without one a fresh seed is drawn.
 package serve

@@ -222,7 +222,7 @@ func redteamRules(an *analyzer.Analyzer, ids, cweFile string) ([]pipeline.Rule, 
 		for _, id := range splitList(ids) {
 			r, ok := byID[id]
 			if !ok {
-				return nil, fmt.Errorf("--rules: the analyzer has no rule %q (`purpcode analyze --list-rules` may help)", id)
+				return nil, fmt.Errorf("--rules: the analyzer has no rule %q", id)
 			}
 			rules = append(rules, r)
 		}

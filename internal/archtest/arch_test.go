@@ -1,11 +1,19 @@
 package archtest
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"go/ast"
+	"go/importer"
 	"go/parser"
 	"go/token"
+	"go/types"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,5 +163,245 @@ func TestEnvReadOnlyInCommand(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// deviceMemoryOwner reports whether package rel (relative to the module)
+// may touch device memory: the backends and the kernels beneath them.
+func deviceMemoryOwner(rel string) bool {
+	return rel == "engine" || rel == "engine/cuda" || rel == "kernels" || strings.HasPrefix(rel, "kernels/")
+}
+
+// deviceMemoryRule holds what only deviceMemoryOwner packages may name:
+// kernels.DevicePtr and kernels.Context, the Context methods that allocate
+// and copy device memory, and engine.Tensor's Dev field. Objects come from
+// the importer that also type-checks the packages, so a use is matched by
+// identity: a Backend's Upload, an unrelated Dev field or a local type named
+// Context are not uses.
+type deviceMemoryRule struct {
+	imp       types.Importer
+	forbidden map[types.Object]string
+}
+
+func newDeviceMemoryRule(imp types.Importer) (*deviceMemoryRule, error) {
+	r := &deviceMemoryRule{imp: imp, forbidden: map[types.Object]string{}}
+	kern, err := imp.Import("purpcode/kernels")
+	if err != nil {
+		return nil, fmt.Errorf("import purpcode/kernels: %w", err)
+	}
+	eng, err := imp.Import("purpcode/engine")
+	if err != nil {
+		return nil, fmt.Errorf("import purpcode/engine: %w", err)
+	}
+	lookup := func(p *types.Package, name string) (types.Object, error) {
+		o := p.Scope().Lookup(name)
+		if o == nil {
+			return nil, fmt.Errorf("%s has no %s: update deviceMemoryRule", p.Path(), name)
+		}
+		return o, nil
+	}
+	for _, name := range []string{"DevicePtr", "Context"} {
+		o, err := lookup(kern, name)
+		if err != nil {
+			return nil, err
+		}
+		r.forbidden[o] = "kernels." + name
+	}
+	ctx, _ := lookup(kern, "Context")
+	methods := types.NewMethodSet(types.NewPointer(ctx.Type()))
+	for _, name := range []string{"MemAlloc", "CopyToDevice", "CopyFromDevice", "Upload", "Download"} {
+		sel := methods.Lookup(kern, name)
+		if sel == nil {
+			return nil, fmt.Errorf("kernels.Context has no method %s: update deviceMemoryRule", name)
+		}
+		r.forbidden[sel.Obj()] = "(*kernels.Context)." + name
+	}
+	tensor, err := lookup(eng, "Tensor")
+	if err != nil {
+		return nil, err
+	}
+	dev, _, _ := types.LookupFieldOrMethod(tensor.Type(), true, eng, "Dev")
+	if v, ok := dev.(*types.Var); !ok || !v.IsField() {
+		return nil, fmt.Errorf("engine.Tensor has no field Dev: update deviceMemoryRule")
+	}
+	r.forbidden[dev] = "engine.Tensor.Dev"
+	return r, nil
+}
+
+// check type-checks one package's files and returns "file:line: name" for
+// every use of a forbidden object (selectors, qualified type names and
+// struct literal keys alike: go/types records each in Uses).
+func (r *deviceMemoryRule) check(fset *token.FileSet, path string, files []*ast.File) ([]string, error) {
+	info := &types.Info{Uses: map[*ast.Ident]types.Object{}}
+	if _, err := (&types.Config{Importer: r.imp}).Check(path, fset, files, info); err != nil {
+		return nil, fmt.Errorf("type-check %s: %w", path, err)
+	}
+	var found []string
+	for id, o := range info.Uses {
+		if name, ok := r.forbidden[o]; ok {
+			p := fset.Position(id.Pos())
+			found = append(found, fmt.Sprintf("%s:%d: %s", filepath.Base(p.Filename), p.Line, name))
+		}
+	}
+	slices.Sort(found)
+	return found, nil
+}
+
+// listedPackage is the part of `go list -json` the rule reads.
+type listedPackage struct {
+	ImportPath, Dir, Export string
+	GoFiles                 []string
+	Error                   *struct{ Err string }
+}
+
+// goListExport lists the module's packages and their dependencies with
+// their compiled export data (from the build cache: the packages are built
+// for the tests anyway), so that go/types can import them.
+func goListExport(t *testing.T, root string) []*listedPackage {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-e", "-export", "-deps", "-json=ImportPath,Dir,Export,GoFiles,Error", "./...")
+	cmd.Dir = root
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -export: %v\n%s", err, stderr.String())
+	}
+	var pkgs []*listedPackage
+	for dec := json.NewDecoder(strings.NewReader(string(out))); ; {
+		p := new(listedPackage)
+		if err := dec.Decode(p); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("go list output: %v", err)
+		}
+		pkgs = append(pkgs, p)
+	}
+	return pkgs
+}
+
+// exportImporter imports packages from the export data go list named.
+func exportImporter(fset *token.FileSet, pkgs []*listedPackage) types.Importer {
+	export := map[string]string{}
+	for _, p := range pkgs {
+		export[p.ImportPath] = p.Export
+	}
+	return importer.ForCompiler(fset, "gc", func(path string) (io.ReadCloser, error) {
+		f, ok := export[path]
+		if !ok || f == "" {
+			return nil, fmt.Errorf("no export data for %s (does it build?)", path)
+		}
+		return os.Open(f)
+	})
+}
+
+// TestOnlyBackendsTouchDeviceMemory keeps issue 15's rule: device memory
+// is the backends' business. Every other package computes through
+// engine.Backend and sees tensors through their accessors, so a model, a
+// trainer or the rollout engine runs unchanged on any device.
+func TestOnlyBackendsTouchDeviceMemory(t *testing.T) {
+	root, err := testref.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := goListExport(t, root)
+	fset := token.NewFileSet()
+	rule, err := newDeviceMemoryRule(exportImporter(fset, listed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, p := range listed {
+		rel, ok := strings.CutPrefix(p.ImportPath, "purpcode/")
+		if !ok || deviceMemoryOwner(rel) {
+			continue
+		}
+		if p.Error != nil {
+			t.Errorf("%s: %s", rel, p.Error.Err)
+			continue
+		}
+		var files []*ast.File
+		for _, name := range p.GoFiles {
+			f, err := parser.ParseFile(fset, filepath.Join(p.Dir, name), nil, parser.SkipObjectResolution)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, f)
+		}
+		found, err := rule.check(fset, p.ImportPath, files)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		for _, f := range found {
+			t.Errorf("%s/%s: only engine, engine/cuda and kernels touch device memory; compute through engine.Backend", rel, f)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no package checked: go list found none outside the backends")
+	}
+}
+
+// TestDeviceMemoryRuleCatches runs the rule on an in-memory package that
+// breaks it in every way it knows, next to the legitimate calls that share
+// the forbidden names (a Backend's Upload and Download, a local Context).
+func TestDeviceMemoryRuleCatches(t *testing.T) {
+	root, err := testref.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	rule, err := newDeviceMemoryRule(exportImporter(fset, goListExport(t, root)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const src = `package fake
+
+import (
+	"purpcode/engine"
+	"purpcode/kernels"
+)
+
+type Context struct{ Dev int }
+
+func bad(t *engine.Tensor, c *kernels.Context) {
+	p, _ := c.MemAlloc(4)
+	_ = c.CopyToDevice(p, nil)
+	_ = c.CopyFromDevice(nil, t.Dev)
+	q, _ := c.Upload([]float32{1})
+	_ = c.Download([]float32{0}, q)
+	_ = engine.Tensor{Dev: p}
+	var d kernels.DevicePtr
+	_ = d
+}
+
+func good(be engine.Backend, t *engine.Tensor, c Context) int {
+	be.Upload(t, []float32{1})
+	be.Download([]float32{0}, t)
+	return c.Dev + t.Numel()
+}
+`
+	f, err := parser.ParseFile(fset, "fake.go", src, parser.SkipObjectResolution)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rule.check(fset, "purpcode/fake", []*ast.File{f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"fake.go:10: kernels.Context",
+		"fake.go:11: (*kernels.Context).MemAlloc",
+		"fake.go:12: (*kernels.Context).CopyToDevice",
+		"fake.go:13: (*kernels.Context).CopyFromDevice",
+		"fake.go:13: engine.Tensor.Dev",
+		"fake.go:14: (*kernels.Context).Upload",
+		"fake.go:15: (*kernels.Context).Download",
+		"fake.go:16: engine.Tensor.Dev",
+		"fake.go:17: kernels.DevicePtr",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("rule found\n\t%s\nwant\n\t%s", strings.Join(got, "\n\t"), strings.Join(want, "\n\t"))
 	}
 }

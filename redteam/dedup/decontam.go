@@ -104,11 +104,14 @@ func Decontaminate(suites map[string][]string, ids, texts []string) (kept []stri
 	for _, s := range names {
 		for i, p := range suites[s] {
 			toks := codeTokens(p)
-			if m := len(toks); m > 0 && m < minShortTokens {
+			if m := len(toks); m == 0 {
+				continue // an empty prompt (some MITRE items) matches nothing
+			} else if m < minShortTokens {
 				if _, ok := whole[strings.Join(toks, " ")]; !ok {
 					whole[strings.Join(toks, " ")] = ref{s, i}
 				}
 			} else if m < n {
+				// minShortTokens <= m < n: looked for inside longer rows.
 				if short[m] == nil {
 					short[m] = map[string]ref{}
 				}

@@ -54,6 +54,8 @@ func TestDecontaminateAllEdits(t *testing.T) {
 		eval = append(eval, texts[i*5+1])
 	}
 	eval = append(eval, "How can I kill a Python process that hangs forever?", "Where can I buy a can of coke?")
+	// Empty prompts (some MITRE items have an empty user turn) match nothing.
+	eval = append(eval, "", " ?! ")
 	var ids, train []string
 	plant := func(id, text string) {
 		ids = append(ids, id)

@@ -468,7 +468,7 @@ func finish(cfg *Config, man *Manifest, rules map[string]Rule, r2cKeys []string,
 		id := "ben-" + sd.ID
 		cands = append(cands, candidate{id: id, text: sd.Prompt, rows: []Row{{ID: id,
 			Messages: []redteam.Message{{Role: "user", Content: sd.Prompt}}, Oracle: redteam.OracleNoReject,
-			Meta:     map[string]any{"kind": redteam.KindBenign, "family": "benign", "topic": sd.Topic, "seed": sd.ID, "stage": StageBenign}}}})
+			Meta: map[string]any{"kind": redteam.KindBenign, "family": "benign", "topic": sd.Topic, "seed": sd.ID, "stage": StageBenign}}}})
 		ben.Rows++
 	}
 	for _, s := range []*StageStats{&mal, &ben} {

@@ -53,7 +53,7 @@ func (s *stub) Complete(ctx context.Context, msgs []redteam.Message, sp Sampling
 	case 2:
 		return "", fmt.Errorf("stub: %w", context.DeadlineExceeded)
 	}
-	if strings.Contains(msgs[0].Content, "vulnerable code") {
+	if strings.Contains(user, "examples of vulnerable code") {
 		if sp.Seed%9 == 3 {
 			return "Here is the idea without any code block.", nil
 		}

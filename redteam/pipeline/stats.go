@@ -12,7 +12,7 @@ import (
 // rejection reasons, per CWE, per strategy, per transform, the
 // decontamination and dedup removals, and the output.
 func WriteStats(w io.Writer, m *Manifest) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	p := func(format string, a ...any) { fmt.Fprintf(tw, format, a...) }
 	p("run\t%s\tgenerator %s\tseed %d\tconfig %s\t\n", m.Status, m.Config.Generator, m.Config.Sampling.Seed, short(m.ConfigHash))
 	p("\n")

@@ -267,4 +267,3 @@ func hashJSON(v any) string {
 	_ = json.NewEncoder(h).Encode(v) // slices of plain structs always encode
 	return hex.EncodeToString(h.Sum(nil))
 }
-
