@@ -153,7 +153,11 @@ def main():
     torch.manual_seed(0)
     s = Shape(args.shape, args.layers)
     dev = torch.device(args.device)
-    model = Model(s, args.seq).to(dev)
+    # On the GPU, build the parameters there (torch >= 2.0): initialising a
+    # 7B-shape layer stack on the host first costs tens of seconds.
+    on_dev = dev if args.device == "cuda" and hasattr(dev, "__enter__") else contextlib.nullcontext()
+    with on_dev:
+        model = Model(s, args.seq).to(dev)
     no_decay = [p for n, p in model.named_parameters() if p.ndim == 1]
     decay = [p for n, p in model.named_parameters() if p.ndim != 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],

@@ -39,6 +39,7 @@ func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
 	fs.Float64Var(&fl.Beta2, "beta2", fl.Beta2, "AdamW beta2")
 	fs.Float64Var(&fl.Eps, "eps", fl.Eps, "AdamW epsilon")
 	fs.Float64Var(&fl.Clip, "clip", fl.Clip, "global gradient-norm limit (0: none)")
+	fs.BoolVar(&fl.ActivationCheckpointing, "activation-checkpointing", fl.ActivationCheckpointing, "keep only each layer's input and recompute the rest in backward (same gradients, less memory)")
 	fs.Float64Var(&fl.ClipLow, "clip-low", fl.ClipLow, "importance-ratio clip below 1 (eps_low)")
 	fs.Float64Var(&fl.ClipHigh, "clip-high", fl.ClipHigh, "importance-ratio clip above 1 (eps_high)")
 	fs.Float64Var(&fl.ClipRatioC, "clip-ratio-c", fl.ClipRatioC, "dual clip: a negative-advantage token's loss is capped at -A*c (0: off; else > 1)")

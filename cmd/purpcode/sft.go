@@ -62,6 +62,7 @@ func sftFlags(fs *flag.FlagSet, fl *sft.Config) *string {
 	fs.StringVar(&fl.ChatTemplate, "chat-template", fl.ChatTemplate, "Jinja chat template `file` overriding the model's")
 	fs.StringVar(&fl.Optimizer, "optimizer", fl.Optimizer, "adamw or sgd")
 	fs.BoolVar(&fl.Pack, "pack", fl.Pack, "pack several rows into each sequence")
+	fs.BoolVar(&fl.ActivationCheckpointing, "activation-checkpointing", fl.ActivationCheckpointing, "keep only each layer's input and recompute the rest in backward (same gradients, less memory)")
 	fs.StringVar(&fl.Overlong, "overlong", fl.Overlong, "rows longer than --seq-len: truncate or skip")
 	return configPath
 }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -36,6 +37,23 @@ import (
 // (internal and external tests alike): the PTX emulator by default, the
 // first GPU with -cuda-device=real (scripts/gpu-check.sh).
 var cudaDevice = flag.String("cuda-device", cudatest.Emulated, cudatest.FlagUsage)
+
+// testPTX is one PTX cache for every backend this test binary opens, so a
+// kernel source compiles once per run, not once per test (NVRTC takes
+// seconds for the larger sources). TestMain gives it a fresh directory.
+var testPTX = &kernels.PTXCache{}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "purpcode-cuda-test-ptx")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "PTX cache:", err)
+		os.Exit(1)
+	}
+	testPTX.Dir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // OpenForTest opens the backend on the device -cuda-device names, closed
 // when the test ends. A missing NVRTC stops the test through testref (a
@@ -55,7 +73,7 @@ func OpenForTest(t testing.TB) *Backend {
 	default:
 		t.Fatalf("-cuda-device %q: want %q or %q", *cudaDevice, cudatest.Emulated, cudatest.Real)
 	}
-	b, err := Open(spec, Options{})
+	b, err := Open(spec, Options{Cache: testPTX})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,8 +145,14 @@ type layerActs struct {
 // Acts is the activation arena for one micro-batch shape (B, T): allocated
 // once, reused every step, so the steady state does not allocate.
 type Acts struct {
-	B, T    int
-	be      engine.Backend
+	B, T int
+	// Recompute is activation checkpointing: only each layer's input is
+	// kept per layer, the rest of a layer's activations live in one shared
+	// set and Backward recomputes them layer by layer (one more forward
+	// pass of compute for ~1/L of the activation memory). Gradients are
+	// bit-identical either way: every op is deterministic.
+	Recompute bool
+	be        engine.Backend
 	layers  []layerActs
 	out     *engine.Tensor // (N, C) residual after the last layer
 	lnf     *engine.Tensor // (N, C) final norm output
@@ -163,19 +169,32 @@ type Acts struct {
 // model's backend: activations in its ActDType; norms' rstd, attention's
 // lse, token losses and the residual stream's gradient (to which every
 // layer adds its branch) in F32.
-func (m *Model) NewActs(b, t int) *Acts {
+func (m *Model) NewActs(b, t int) *Acts { return m.newActs(b, t, false) }
+
+// NewActsRecompute is NewActs with activation checkpointing (see
+// Acts.Recompute).
+func (m *Model) NewActsRecompute(b, t int) *Acts { return m.newActs(b, t, true) }
+
+func (m *Model) newActs(b, t int, recompute bool) *Acts {
 	n, c, i := b*t, m.Cfg.Hidden, m.Cfg.Intermediate
 	act := func(shape ...int) *engine.Tensor { return m.be.Alloc(m.be.ActDType(), shape...) }
 	f32 := func(shape ...int) *engine.Tensor { return m.be.Alloc(engine.F32, shape...) }
-	a := &Acts{B: b, T: t, be: m.be}
+	a := &Acts{B: b, T: t, be: m.be, Recompute: recompute}
+	var shared layerActs
 	for l := 0; l < m.Cfg.Layers; l++ {
-		a.layers = append(a.layers, layerActs{
-			in: act(n, c), ln1: act(n, c), rstd1: f32(n),
-			q: act(n, m.attDim), k: act(n, m.kvDim), v: act(n, m.kvDim),
-			att: act(n, m.attDim), lse: f32(b * m.Cfg.Heads * t),
-			mid: act(n, c), ln2: act(n, c), rstd2: f32(n),
-			gate: act(n, i), up: act(n, i), sig: act(n, i), act: act(n, i),
-		})
+		la := shared
+		if l == 0 || !recompute {
+			la = layerActs{
+				ln1: act(n, c), rstd1: f32(n),
+				q: act(n, m.attDim), k: act(n, m.kvDim), v: act(n, m.kvDim),
+				att: act(n, m.attDim), lse: f32(b * m.Cfg.Heads * t),
+				mid: act(n, c), ln2: act(n, c), rstd2: f32(n),
+				gate: act(n, i), up: act(n, i), sig: act(n, i), act: act(n, i),
+			}
+			shared = la
+		}
+		la.in = act(n, c)
+		a.layers = append(a.layers, la)
 	}
 	a.out, a.lnf, a.rstdf, a.tokLoss = act(n, c), act(n, c), f32(n), f32(n)
 	a.pos = make([]int32, n)
@@ -206,32 +225,41 @@ func (m *Model) Forward(a *Acts, b *Batch) {
 		panic(fmt.Sprintf("qwen2.Forward: batch (%d, %d) in activations for (%d, %d)", b.B, b.T, a.B, a.T))
 	}
 	c, ps := m.be, m.P
-	pos := a.positions(b)
-	s := m.attnShape(a)
 	c.EmbeddingForward(a.layers[0].in, ps.embed.cw, b.IDs)
 	for l := range a.layers {
-		la, lp := &a.layers[l], &ps.layers[l]
-		c.RMSNormForward(la.ln1, la.rstd1, la.in, lp.ln1.cw, m.Cfg.RMSNormEps)
-		c.LinearForward(la.q, la.ln1, lp.q.cw, weightOrNil(lp.qb))
-		c.LinearForward(la.k, la.ln1, lp.k.cw, weightOrNil(lp.kb))
-		c.LinearForward(la.v, la.ln1, lp.v.cw, weightOrNil(lp.vb))
-		c.RoPE(la.q, pos, m.Cfg.Heads, m.ropeC, m.ropeS, false)
-		c.RoPE(la.k, pos, m.Cfg.KVHeads, m.ropeC, m.ropeS, false)
-		c.AttentionForward(la.att, la.lse, la.q, la.k, la.v, b.Seg, s)
-		c.LinearForward(la.mid, la.att, lp.o.cw, nil)
-		c.Add(la.mid, la.mid, la.in)
-		c.RMSNormForward(la.ln2, la.rstd2, la.mid, lp.ln2.cw, m.Cfg.RMSNormEps)
-		c.LinearForward(la.gate, la.ln2, lp.gate.cw, nil)
-		c.LinearForward(la.up, la.ln2, lp.up.cw, nil)
-		c.SwiGLUForward(la.act, la.sig, la.gate, la.up)
 		next := a.out
 		if l+1 < len(a.layers) {
 			next = a.layers[l+1].in
 		}
+		m.layerForward(a, b, l, next)
+	}
+	c.RMSNormForward(a.lnf, a.rstdf, a.out, ps.norm.cw, m.Cfg.RMSNormEps)
+}
+
+// layerForward runs layer l from its saved input a.layers[l].in, filling
+// the layer's activations; next (the following layer's input), when not
+// nil, receives the layer's output. Backward calls it with next nil to
+// recompute a layer's activations under activation checkpointing.
+func (m *Model) layerForward(a *Acts, b *Batch, l int, next *engine.Tensor) {
+	c, lp, la := m.be, &m.P.layers[l], &a.layers[l]
+	pos := a.positions(b)
+	c.RMSNormForward(la.ln1, la.rstd1, la.in, lp.ln1.cw, m.Cfg.RMSNormEps)
+	c.LinearForward(la.q, la.ln1, lp.q.cw, weightOrNil(lp.qb))
+	c.LinearForward(la.k, la.ln1, lp.k.cw, weightOrNil(lp.kb))
+	c.LinearForward(la.v, la.ln1, lp.v.cw, weightOrNil(lp.vb))
+	c.RoPE(la.q, pos, m.Cfg.Heads, m.ropeC, m.ropeS, false)
+	c.RoPE(la.k, pos, m.Cfg.KVHeads, m.ropeC, m.ropeS, false)
+	c.AttentionForward(la.att, la.lse, la.q, la.k, la.v, b.Seg, m.attnShape(a))
+	c.LinearForward(la.mid, la.att, lp.o.cw, nil)
+	c.Add(la.mid, la.mid, la.in)
+	c.RMSNormForward(la.ln2, la.rstd2, la.mid, lp.ln2.cw, m.Cfg.RMSNormEps)
+	c.LinearForward(la.gate, la.ln2, lp.gate.cw, nil)
+	c.LinearForward(la.up, la.ln2, lp.up.cw, nil)
+	c.SwiGLUForward(la.act, la.sig, la.gate, la.up)
+	if next != nil {
 		c.LinearForward(next, la.act, lp.down.cw, nil)
 		c.Add(next, next, la.mid)
 	}
-	c.RMSNormForward(a.lnf, a.rstdf, a.out, ps.norm.cw, m.Cfg.RMSNormEps)
 }
 
 func weightOrNil(p *Param) *engine.Tensor {
@@ -299,6 +327,11 @@ func (m *Model) Backward(a *Acts, b *Batch) {
 	c.RMSNormBackward(a.dres, ps.norm.cg, a.dln, a.out, ps.norm.cw, a.rstdf)
 	for l := len(a.layers) - 1; l >= 0; l-- {
 		la, lp := &a.layers[l], &ps.layers[l]
+		if a.Recompute && l < len(a.layers)-1 {
+			// The layers share one set of activation buffers, last
+			// written by the last layer's forward: rebuild this layer's.
+			m.layerForward(a, b, l, nil)
+		}
 		// MLP: dres is the gradient of the layer output.
 		c.LinearBackward(a.dac, lp.down.cg, nil, a.dres, la.act, lp.down.cw, false)
 		c.SwiGLUBackward(a.dgate, a.dup, a.dac, la.gate, la.up, la.sig)

@@ -60,6 +60,9 @@ type Config struct {
 	PPOEpochs   int     `yaml:"ppo_epochs"`   // passes over the step's data
 	MiniBatches int     `yaml:"mini_batches"` // optimizer updates per pass
 	PackLen     int     `yaml:"pack_len"`     // tokens per packed training row (0: max_prompt_len + max_response_len)
+	// ActivationCheckpointing recomputes each layer's activations in
+	// backward from its saved input (qwen2.Acts.Recompute).
+	ActivationCheckpointing bool `yaml:"activation_checkpointing"`
 
 	NoCodeScore  float64 `yaml:"no_code_score"` // codesec reward for an answer without code
 	ScoreWorkers int     `yaml:"score_workers"` // concurrent oracle calls (0: cores)

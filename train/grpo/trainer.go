@@ -239,6 +239,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		policyDir, m.P.Count(), be.Describe(), total, cfg.PromptsPerStep, cfg.GroupSize, cfg.Sampling)
 
 	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: m.NewActs(1, cfg.packLen())}
+	if cfg.ActivationCheckpointing {
+		r.acts = m.NewActsRecompute(1, cfg.packLen())
+	}
 	r.onRollout = opts.OnRollout
 	res := &Result{Model: m, Prompts: len(prompts), Skipped: skipped}
 	if st != nil {

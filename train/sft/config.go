@@ -41,6 +41,9 @@ type Config struct {
 	Optimizer    string   `yaml:"optimizer"`     // adamw | sgd
 	Pack         bool     `yaml:"pack"`          // several rows per sequence
 	Overlong     string   `yaml:"overlong"`      // truncate | skip
+	// ActivationCheckpointing keeps only each layer's input and recomputes
+	// the rest in backward (qwen2.Acts.Recompute).
+	ActivationCheckpointing bool `yaml:"activation_checkpointing"`
 }
 
 // MaxDefaultSeqLen caps the sequence length chosen when seq_len is 0: a

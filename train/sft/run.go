@@ -196,6 +196,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		cfg.Model, m.P.Count(), be.Describe(), total, lay.B, lay.T, cfg.GradAccum, opt.Name())
 
 	tr := NewTrainer(m, opt, lay.B, lay.T, cfg.Clip)
+	if cfg.ActivationCheckpointing {
+		tr.Recompute()
+	}
 	batches := make([]*qwen2.Batch, cfg.GradAccum)
 	for i := range batches {
 		batches[i] = lay.NewBatch()

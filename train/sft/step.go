@@ -74,6 +74,13 @@ func NewTrainer(m *qwen2.Model, opt optim.Optimizer, b, t int, clip float64) *Tr
 	return &Trainer{Model: m, Opt: opt, Clip: clip, acts: m.NewActs(b, t)}
 }
 
+// Recompute switches the trainer to activation checkpointing (see
+// qwen2.Acts.Recompute): same gradients, one more forward per layer, a
+// fraction of the activation memory.
+func (tr *Trainer) Recompute() {
+	tr.acts = tr.Model.NewActsRecompute(tr.acts.B, tr.acts.T)
+}
+
 // Acts is the trainer's activation arena (reusable for evaluation).
 func (tr *Trainer) Acts() *qwen2.Acts { return tr.acts }
 
