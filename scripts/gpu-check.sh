@@ -148,9 +148,9 @@ attention_step() {
 # sft_args is the step both purpcode and PyTorch measure.
 sft_args() {
 	if [ "$device" = emu ]; then
-		echo "--shape tiny --layers 1 --batch 1 --seq 16 --steps 1"
+		echo "--shape tiny --layers 1 --batch 1 --seq 16 --steps 1 --decode-batches 1,2"
 	else
-		echo "--shape qwen2.5-7b --layers $layers --batch $batch --seq $seq --steps $steps"
+		echo "--shape qwen2.5-7b --layers $layers --batch $batch --seq $seq --steps $steps --decode-batches 1,32,256"
 	fi
 }
 
@@ -182,8 +182,7 @@ torch_step() {
 # with the fraction of HBM bandwidth they imply. It reports what
 # `purpcode bench --device cuda` printed: a bench that measured no decoding
 # (the rollout engine on the CPU backend only, before issue 15) makes it say
-# NOT MEASURED. Issue 15 asks for batches 1/32/256; bench decodes at 1/8/32
-# (a --decode-batches flag on bench would close the gap). Bytes per decode
+# NOT MEASURED. On hardware it decodes at batches 1/32/256 (issue 15). Bytes per decode
 # step are counted as the bf16 weights a step reads (every matrix and the
 # head; embedding rows are negligible) plus the KV cache read at the mean
 # context: a lower bound on the traffic, so the fraction is one too.

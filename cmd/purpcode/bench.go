@@ -62,6 +62,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	seq := fs.Int("seq", 256, "training sequence length")
 	steps := fs.Int("steps", 3, "timed training steps (after one warm-up step)")
 	decodeTokens := fs.Int("decode-tokens", 32, "new tokens per sequence in the decode measurement")
+	decodeBatches := fs.String("decode-batches", "1,8,32", "comma-separated decode batch sizes to measure")
 	layers := fs.Int("layers", 0, "layers of the shape to build (0: all); fewer make a large shape's layer stack fit one device")
 	peak := fs.String("peak-tflops", "auto", "peak TFLOP/s of the device, to report MFU: a number, 0 (not reported) or auto (dense bf16 of a GPU it knows)")
 	asJSON := fs.Bool("json", false, "print one JSON object")
@@ -131,7 +132,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 
 	// Rollouts: one prefill of a seq-token prompt, then batched decoding.
-	for _, nb := range []int{1, 8, 32} {
+	batches, err := parseBatches(*decodeBatches)
+	if err != nil {
+		return err
+	}
+	for _, nb := range batches {
 		eng, err := generate.New(m, generate.Options{MaxBatch: nb, KVBlocks: nb * ((*seq + *decodeTokens + 15) / 16)})
 		if err != nil {
 			return err
@@ -156,7 +161,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			n += len(s[0].Tokens)
 		}
 		res.DecodeTokPS[fmt.Sprint(nb)] = float64(n) / time.Since(t0).Seconds()
-		if nb == 1 {
+		if nb == batches[0] {
 			pre := []generate.Request{{ID: "prefill", Prompt: prompt, N: 1, Params: generate.SamplingParams{Greedy: true, MaxNewTokens: 1}}}
 			t0 = time.Now()
 			if _, err := eng.Generate(context.Background(), pre); err != nil {
@@ -177,8 +182,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if res.MFU != nil {
 		fmt.Fprintf(stdout, ", MFU %.1f%% of %g TFLOP/s", 100**res.MFU, res.PeakTFLOPS)
 	}
-	fmt.Fprintf(stdout, "\nprefill %d tokens: %.0f tokens/s\ndecode tokens/s: batch 1 %.0f, batch 8 %.0f, batch 32 %.0f\n",
-		res.SeqLen, res.PrefillTokPS, res.DecodeTokPS["1"], res.DecodeTokPS["8"], res.DecodeTokPS["32"])
+	fmt.Fprintf(stdout, "\nprefill %d tokens: %.0f tokens/s\ndecode tokens/s:", res.SeqLen, res.PrefillTokPS)
+	for i, nb := range batches {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(stdout, "%s batch %d %.0f", sep, nb, res.DecodeTokPS[fmt.Sprint(nb)])
+	}
+	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "memory: weights %.1f MB, training state (weights, grads, AdamW) %.1f MB\n", float64(res.WeightsBytes)/1e6, float64(res.TrainStateByte)/1e6)
 	return nil
 }
@@ -237,4 +249,18 @@ func randomBatch(c *qwen2.Config, b, t int) *qwen2.Batch {
 		copy(targets[row*t:row*t+t-1], ids[row*t+1:row*t+t])
 	}
 	return &qwen2.Batch{B: b, T: t, IDs: ids, Targets: targets}
+}
+
+// parseBatches reads --decode-batches: positive sizes, the first one
+// measured together with the prefill.
+func parseBatches(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--decode-batches %q: want comma-separated positive batch sizes", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
