@@ -36,6 +36,11 @@
 // phrasings) share one base model; their test prompts may then be in the
 // corpus verbatim, which World.CorpusOverlap counts.
 //
+// Jailbreak transforms. Jailbreak holds the toy world's four (role-play,
+// fiction, prefix injection, base64); Transform (jailbreak.go) adds
+// hypothetical framing, payload splitting and multi-turn escalation for the
+// red-team pipeline (package redteam/pipeline) without changing the world.
+//
 // Evaluation contract. A coding task appears as two prompt rows with the same
 // prompt and the same meta.task: one with oracle "codesec" (insecure-code
 // rate, via the analyzer) and one with oracle "correctness" carrying

@@ -15,6 +15,7 @@ import (
 
 	"purpcode/analyzer"
 	"purpcode/eval/suite"
+	"purpcode/generate"
 	"purpcode/internal/progress"
 	"purpcode/redteam"
 	"purpcode/redteam/pipeline"
@@ -43,6 +44,8 @@ func redteamMain(ctx context.Context, args []string, stdout, stderr io.Writer, i
 	out := fs.String("out", "", "output `dir` (a rerun with the same flags continues an interrupted run)")
 	endpoint := fs.String("generator-endpoint", "", "OpenAI-compatible API base `URL` of the generator, e.g. http://127.0.0.1:8000/v1 (`purpcode serve`, vLLM, a hosted API)")
 	modelName := fs.String("generator-model-name", "", "model name sent to the endpoint (default: the first one its /models lists)")
+	modelDir := fs.String("generator-model", "", "Hugging Face model `dir` run in this process as the generator (instead of --generator-endpoint), batched through the rollout engine")
+	dev := addCPUFlags(fs)
 	cweFile := fs.String("cwe-file", "", "extra Rule2Code catalog: JSONL of {\"id\":\"CWE-N\",\"name\",\"description\",\"bad\"?,\"good\"?}")
 	ruleIDs := fs.String("rules", "", "comma-separated analyzer rule ids for Rule2Code (default: every rule of medium severity or above; \"none\": only --cwe-file)")
 	malFile := fs.String("malicious", "", "malicious seed requests: JSONL {\"id\",\"prompt\",\"topic\"?} or one request per line (default: the toy world's train split)")
@@ -64,18 +67,30 @@ func redteamMain(ctx context.Context, args []string, stdout, stderr io.Writer, i
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *out == "" || *endpoint == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "purpcode redteam: --out and --generator-endpoint are required, and no positional arguments are accepted")
+	if *out == "" || (*endpoint == "") == (*modelDir == "") || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "purpcode redteam: --out and one of --generator-endpoint or --generator-model are required, and no positional arguments are accepted")
 		return errUsage
 	}
-	ep := &pipeline.Endpoint{URL: *endpoint, Model: *modelName, Retries: *retries, Backoff: 500 * time.Millisecond, Timeout: *timeout,
-		Client: &http.Client{}}
-	if ep.Model == "" {
-		name, err := firstModel(ctx, *endpoint)
+	var gen pipeline.Generator
+	where := *endpoint
+	if *modelDir != "" {
+		mg, closeGen, err := openModelGenerator(*modelDir, dev, *conc, stderr)
 		if err != nil {
 			return err
 		}
-		ep.Model = name
+		defer closeGen()
+		gen, where = mg, *modelDir
+	} else {
+		ep := &pipeline.Endpoint{URL: *endpoint, Model: *modelName, Retries: *retries, Backoff: 500 * time.Millisecond, Timeout: *timeout,
+			Client: &http.Client{}}
+		if ep.Model == "" {
+			name, err := firstModel(ctx, *endpoint)
+			if err != nil {
+				return err
+			}
+			ep.Model = name
+		}
+		gen = ep
 	}
 	an, err := analyzer.New()
 	if err != nil {
@@ -104,7 +119,7 @@ func redteamMain(ctx context.Context, args []string, stdout, stderr io.Writer, i
 	bars := map[string]*progress.Bar{}
 	var barMu sync.Mutex
 	cfg := pipeline.Config{
-		Out: *out, Generator: ep, Analyzer: an, Rules: rules, Malicious: mal, Benign: ben, Eval: evalSets,
+		Out: *out, Generator: gen, Analyzer: an, Rules: rules, Malicious: mal, Benign: ben, Eval: evalSets,
 		SamplesPerRule: *samples, PromptsPerStrategy: *perStrategy, Strategies: splitList(*strategies), Transforms: tf,
 		Sampling:    pipeline.Sampling{Seed: *seed, Temperature: *temp, MaxTokens: *maxTokens},
 		Concurrency: *conc,
@@ -123,8 +138,8 @@ func redteamMain(ctx context.Context, args []string, stdout, stderr io.Writer, i
 		},
 	}
 	cfg.Dedup.Threshold = *threshold
-	fmt.Fprintf(stderr, "redteam: %d rules, %d malicious and %d benign seeds, %d evaluation prompts; generator %s at %s\n",
-		len(rules), len(mal), len(ben), countPrompts(evalSets), ep.Model, *endpoint)
+	fmt.Fprintf(stderr, "redteam: %d rules, %d malicious and %d benign seeds, %d evaluation prompts; generator %s (%s)\n",
+		len(rules), len(mal), len(ben), countPrompts(evalSets), gen.Name(), where)
 	man, err := pipeline.Run(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -138,6 +153,27 @@ func redteamMain(ctx context.Context, args []string, stdout, stderr io.Writer, i
 	}
 	fmt.Fprintf(stdout, "\nwrote %s\n", filepath.Join(*out, pipeline.FilePrompts))
 	return nil
+}
+
+// openModelGenerator loads dir on the backend the device flags choose and
+// wraps it in a batching in-process generator.
+func openModelGenerator(dir string, dev *cpuFlags, batch int, stderr io.Writer) (*pipeline.ModelGenerator, func(), error) {
+	be, closeBE, err := dev.backend(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, tok, eos, err := loadModelDir(dir, be)
+	if err != nil {
+		closeBE()
+		return nil, nil, fmt.Errorf("--generator-model: %w", err)
+	}
+	eng, err := generate.New(m, generate.Options{MaxBatch: batch, EOS: eos, Decode: func(ids []int) string { return tok.Decode(ids, true) }})
+	if err != nil {
+		closeBE()
+		return nil, nil, fmt.Errorf("--generator-model: %w", err)
+	}
+	g := pipeline.NewModelGenerator(eng, tok, filepath.Base(filepath.Clean(dir)))
+	return g, func() { g.Close(); eng.Close(); closeBE() }, nil
 }
 
 // runRedteamStats prints a run's manifest tables.

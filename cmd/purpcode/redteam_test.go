@@ -37,8 +37,9 @@ func TestRedteamChild(t *testing.T) {
 
 // redteamServer is a deterministic OpenAI-compatible stub: the reply is a
 // function of the request's last turn and seed, as with a seeded server.
-// onRequest, when set, sees the running request count.
-func redteamServer(t *testing.T, onRequest func(n int64)) *httptest.Server {
+// onRequest, when set, sees the running request count and says whether to
+// answer.
+func redteamServer(t *testing.T, onRequest func(n int64) bool) *httptest.Server {
 	var count atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/models" {
@@ -53,8 +54,9 @@ func redteamServer(t *testing.T, onRequest func(n int64)) *httptest.Server {
 			http.Error(w, "bad request", http.StatusBadRequest)
 			return
 		}
-		if onRequest != nil {
-			onRequest(count.Add(1))
+		if onRequest != nil && !onRequest(count.Add(1)) {
+			<-r.Context().Done() // held open until the client goes away
+			return
 		}
 		user := req.Messages[len(req.Messages)-1].Content
 		var text string
@@ -98,13 +100,11 @@ func TestRedteamKill9(t *testing.T) {
 
 	killAt := make(chan struct{})
 	var once atomic.Bool
-	slow := redteamServer(t, func(n int64) {
+	slow := redteamServer(t, func(n int64) bool {
 		if n == 8 && once.CompareAndSwap(false, true) {
 			close(killAt)
 		}
-		if n >= 8 {
-			select {} // hold every later request open until the kill
-		}
+		return n < 8
 	})
 	dir := t.TempDir()
 	raw, _ := json.Marshal(redteamArgs(dir, slow.URL))
@@ -120,6 +120,10 @@ func TestRedteamKill9(t *testing.T) {
 	cmd.Wait()
 	if _, err := os.Stat(filepath.Join(dir, pipeline.FilePrompts)); err == nil {
 		t.Fatal("the killed run wrote prompts.jsonl")
+	}
+	logged, _ := os.ReadFile(filepath.Join(dir, "work", pipeline.StageRule2Code+".jsonl"))
+	if n := bytes.Count(logged, []byte("\n")); n == 0 || n >= m.Stages[0].Items {
+		t.Fatalf("the killed run logged %d of %d rule2code items: the kill was not mid-stage", n, m.Stages[0].Items)
 	}
 	stderr.Reset()
 	if code := mainExit(redteamArgs(dir, srv.URL), &stdout, &stderr); code != 0 {
@@ -227,4 +231,3 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
-

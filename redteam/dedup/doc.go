@@ -20,5 +20,9 @@
 // evaluation prompt after normalisation (lowercase, punctuation and spacing
 // dropped, identifiers in backtick code spans and snake/camelCase words
 // mapped to one placeholder), so whitespace, case and renamed identifiers do
-// not hide a copy.
+// not hide a copy. Evaluation prompts shorter than 13 tokens are matched
+// whole: contained in a row (8 to 12 tokens) or equal to it (fewer).
+// DecontaminateNear adds MinHash over the same normalised tokens (3-word
+// shingles, Jaccard 0.5 by default, NearOptions), which catches edits that
+// break every 13-gram; DecontaminateAll runs both.
 package dedup

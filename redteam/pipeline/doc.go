@@ -40,6 +40,12 @@
 // manifest is unreadable or was made with another config hash, or which has
 // stage logs but no manifest, and then writes nothing.
 //
+// Generators: Endpoint (any OpenAI-compatible /chat/completions server,
+// with retries and a per-attempt timeout) and ModelGenerator (a model in
+// this process; concurrent calls are decoded as one batch by the rollout
+// engine). Both pass each item's seed, so replies are reproducible where
+// the backend is.
+//
 // Generator failures (malformed or empty output, refusals, timeouts, HTTP
 // errors after the retries) are rejections counted per reason; they never
 // stop the run.

@@ -72,8 +72,11 @@ func TestEndpointFailures(t *testing.T) {
 		if err != nil {
 			reason = failureReason(err)
 		}
-		if text != c.text || reason != c.reason || attempts[c.mode] != c.attempts {
-			t.Errorf("%s: text %q, reason %q (%v) after %d attempts; want %q, %q after %d", c.mode, text, reason, err, attempts[c.mode], c.text, c.reason, c.attempts)
+		mu.Lock()
+		n := attempts[c.mode]
+		mu.Unlock()
+		if text != c.text || reason != c.reason || n != c.attempts {
+			t.Errorf("%s: text %q, reason %q (%v) after %d attempts; want %q, %q after %d", c.mode, text, reason, err, n, c.text, c.reason, c.attempts)
 		}
 	}
 	if ep.Name() != "endpoint:m" {
