@@ -115,9 +115,17 @@ func TestRedteamKill9(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	<-killAt
-	cmd.Process.Kill()
-	cmd.Wait()
+	// The child either reaches its 8th request (then it is killed) or ends
+	// first, which would otherwise leave this test waiting forever.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-killAt:
+		cmd.Process.Kill()
+		<-exited
+	case err := <-exited:
+		t.Fatalf("the child ended before its 8th request (%v):\n%s", err, childErr.String())
+	}
 	if _, err := os.Stat(filepath.Join(dir, pipeline.FilePrompts)); err == nil {
 		t.Fatal("the killed run wrote prompts.jsonl")
 	}
