@@ -113,3 +113,33 @@ func (t *Tensor) View(off int, shape ...int) *Tensor {
 // OnDevice reports whether t's storage is device memory (its F32 and Half
 // are then nil and only its backend can read it).
 func (t *Tensor) OnDevice() bool { return t.Dev != 0 }
+
+// Memory categories of a backend's allocations (design.md's arenas), for
+// memory reports.
+const (
+	MemWeights     = "weights"     // master and compute weights
+	MemGrads       = "grads"       // parameter gradients
+	MemOptimizer   = "optimizer"   // optimizer state
+	MemActivations = "activations" // training activations and their gradients
+	MemKVCache     = "kv_cache"    // the rollout engine's KV pool
+	MemDecode      = "decode"      // the rollout engine's step buffers
+	MemScratch     = "scratch"     // a backend's own temporaries
+	MemOther       = "other"       // anything not tagged
+)
+
+// Tagged returns be with every Alloc attributed to category in memory
+// reports (see MemoryReporter); a backend that does not account memory
+// (the CPU) returns itself.
+func Tagged(be Backend, category string) Backend {
+	if t, ok := be.(interface{ Tagged(string) Backend }); ok {
+		return t.Tagged(category)
+	}
+	return be
+}
+
+// MemoryReporter is a backend that accounts its allocations.
+type MemoryReporter interface {
+	// PeakBytes is the most bytes held at once, per category and in
+	// "total" (the peak of the sum, not the sum of the peaks).
+	PeakBytes() map[string]int64
+}

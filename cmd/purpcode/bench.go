@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -36,23 +37,26 @@ var benchShapes = map[string]string{
 
 // benchResult is what `purpcode bench` prints (one JSON object with --json).
 type benchResult struct {
-	Shape          string             `json:"shape"`
-	Layers         int                `json:"layers"`
-	Device         string             `json:"device"`
-	GEMM           string             `json:"gemm"`
-	Threads        int                `json:"threads"`
-	Params         int                `json:"params"`
-	Batch          int                `json:"batch"`
-	SeqLen         int                `json:"seq_len"`
-	FLOPsPerToken  float64            `json:"train_flops_per_token"`
-	TrainTokensPS  float64            `json:"train_tokens_per_s"`
-	TrainTFLOPS    float64            `json:"train_tflops"`
-	PeakTFLOPS     float64            `json:"peak_tflops,omitempty"`
-	MFU            *float64           `json:"mfu,omitempty"`
-	PrefillTokPS   float64            `json:"prefill_tokens_per_s"`
-	DecodeTokPS    map[string]float64 `json:"decode_tokens_per_s"`
-	WeightsBytes   int64              `json:"weights_bytes"`
-	TrainStateByte int64              `json:"train_state_bytes"`
+	Shape         string             `json:"shape"`
+	Layers        int                `json:"layers"`
+	Device        string             `json:"device"`
+	GEMM          string             `json:"gemm"`
+	Threads       int                `json:"threads"`
+	Params        int                `json:"params"`
+	Batch         int                `json:"batch"`
+	SeqLen        int                `json:"seq_len"`
+	FLOPsPerToken float64            `json:"train_flops_per_token"`
+	TrainTokensPS float64            `json:"train_tokens_per_s"`
+	TrainTFLOPS   float64            `json:"train_tflops"`
+	PeakTFLOPS    float64            `json:"peak_tflops,omitempty"`
+	MFU           *float64           `json:"mfu,omitempty"`
+	PrefillTokPS  float64            `json:"prefill_tokens_per_s"`
+	DecodeTokPS   map[string]float64 `json:"decode_tokens_per_s"`
+	WeightsBytes  int64              `json:"weights_bytes"`
+	// DevicePeak is the device memory the backend measured at its peak, by
+	// category (a device backend only).
+	DevicePeak     map[string]int64 `json:"device_peak_bytes,omitempty"`
+	TrainStateByte int64            `json:"train_state_bytes"`
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
@@ -173,6 +177,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		eng.Close()
 	}
 
+	if mr, ok := be.(engine.MemoryReporter); ok {
+		res.DevicePeak = mr.PeakBytes()
+	}
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(res)
 	}
@@ -192,6 +199,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stdout, "memory: weights %.1f MB, training state (weights, grads, AdamW) %.1f MB\n", float64(res.WeightsBytes)/1e6, float64(res.TrainStateByte)/1e6)
+	if res.DevicePeak != nil {
+		fmt.Fprintf(stdout, "device memory at its peak: %s\n", formatPeak(res.DevicePeak))
+	}
 	return nil
 }
 
@@ -263,4 +273,20 @@ func parseBatches(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// formatPeak prints a backend's peak bytes per category, total first.
+func formatPeak(p map[string]int64) string {
+	cats := make([]string, 0, len(p))
+	for c := range p {
+		if c != "total" {
+			cats = append(cats, c)
+		}
+	}
+	sort.Strings(cats)
+	out := fmt.Sprintf("total %.1f MB", float64(p["total"])/1e6)
+	for _, c := range cats {
+		out += fmt.Sprintf(", %s %.1f MB", c, float64(p[c])/1e6)
+	}
+	return out
 }

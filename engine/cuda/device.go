@@ -30,7 +30,37 @@ type Backend struct {
 	scratch map[string]scratchBuf
 	errBuf  kernels.DevicePtr // one int the kernels set on a bad id/position
 
-	live, peak uint64 // bytes allocated by Alloc, now and at most
+	mem *memStats
+	tag string // the category Alloc attributes to (engine.Mem*)
+}
+
+// memStats is the allocation accounting shared by a backend and its
+// Tagged views.
+type memStats struct {
+	owner      map[kernels.DevicePtr]string // live allocation -> category
+	size       map[kernels.DevicePtr]uint64
+	live, peak map[string]uint64
+	total      uint64
+	totalPeak  uint64
+}
+
+func (m *memStats) add(p kernels.DevicePtr, cat string, n uint64) {
+	m.owner[p], m.size[p] = cat, n
+	m.live[cat] += n
+	m.peak[cat] = max(m.peak[cat], m.live[cat])
+	m.total += n
+	m.totalPeak = max(m.totalPeak, m.total)
+}
+
+func (m *memStats) remove(p kernels.DevicePtr) {
+	n, ok := m.size[p]
+	if !ok {
+		return
+	}
+	m.live[m.owner[p]] -= n
+	m.total -= n
+	delete(m.owner, p)
+	delete(m.size, p)
 }
 
 type scratchBuf struct {
@@ -105,6 +135,9 @@ func Open(spec string, opts Options) (*Backend, error) {
 	b := &Backend{
 		name: name, ctx: ctx, ks: kernels.NewKernelSet(ctx, nvrtc, opts.Cache), lt: h,
 		gemms: map[kernels.GemmSpec]*kernels.LtGemm{}, scratch: map[string]scratchBuf{},
+		mem: &memStats{owner: map[kernels.DevicePtr]string{}, size: map[kernels.DevicePtr]uint64{},
+			live: map[string]uint64{}, peak: map[string]uint64{}},
+		tag: engine.MemOther,
 	}
 	if !ctx.Emulated() {
 		b.wsBytes = 32 << 20 // cuBLASLt's recommendation for Hopper
@@ -156,8 +189,23 @@ func (b *Backend) Describe() string { return b.name + " (" + b.ctx.Dev.Name + ")
 // ActDType is BF16: activations and compute weights are bf16.
 func (b *Backend) ActDType() engine.DType { return engine.BF16 }
 
-// PeakBytes is the most memory Alloc has held at once.
-func (b *Backend) PeakBytes() uint64 { return b.peak }
+// Tagged returns a view of b whose allocations are attributed to
+// category (engine.Tagged); it shares b's device and accounting.
+func (b *Backend) Tagged(category string) engine.Backend {
+	v := *b
+	v.tag = category
+	return &v
+}
+
+// PeakBytes is the most device memory held at once per category and in
+// "total" (engine.MemoryReporter).
+func (b *Backend) PeakBytes() map[string]int64 {
+	out := map[string]int64{"total": int64(b.mem.totalPeak)}
+	for c, n := range b.mem.peak {
+		out[c] = int64(n)
+	}
+	return out
+}
 
 // check turns a driver error into a panic naming the op: the ops have no
 // error results (like the CPU ones, a failure is a programmer or device
@@ -177,8 +225,7 @@ func (b *Backend) Alloc(dt engine.DType, shape ...int) *engine.Tensor {
 	p, err := b.ctx.MemAlloc(n)
 	check("Alloc", err)
 	b.zeroBytes(p, n)
-	b.live += n
-	b.peak = max(b.peak, b.live)
+	b.mem.add(p, b.tag, n)
 	return &engine.Tensor{DType: dt, Shape: append([]int(nil), shape...), Dev: p}
 }
 
@@ -188,7 +235,7 @@ func (b *Backend) Free(t *engine.Tensor) {
 		return
 	}
 	check("Free", b.ctx.MemFree(t.Dev))
-	b.live -= uint64(max(t.Numel()*t.DType.Size(), 1))
+	b.mem.remove(t.Dev)
 	t.Dev = 0
 }
 
@@ -241,10 +288,11 @@ func (b *Backend) Download(dst []float32, t *engine.Tensor) {
 // NewWeights uploads the host weights as the fp32 master copy and its bf16
 // compute copy, with zeroed fp32 gradients.
 func (b *Backend) NewWeights(host, grad []float32) *engine.Weights {
+	wb, gb := b.Tagged(engine.MemWeights), b.Tagged(engine.MemGrads)
 	w := &engine.Weights{
-		Master:  b.Alloc(engine.F32, len(host)),
-		Compute: b.Alloc(engine.BF16, len(host)),
-		Grad:    b.Alloc(engine.F32, len(host)),
+		Master:  wb.Alloc(engine.F32, len(host)),
+		Compute: wb.Alloc(engine.BF16, len(host)),
+		Grad:    gb.Alloc(engine.F32, len(host)),
 	}
 	b.Upload(w.Master, host)
 	b.Upload(w.Compute, host)
@@ -264,10 +312,12 @@ func (b *Backend) buf(slot string, n uint64) kernels.DevicePtr {
 	if s.n < n {
 		if s.p != 0 {
 			check("scratch", b.ctx.MemFree(s.p))
+			b.mem.remove(s.p)
 		}
 		p, err := b.ctx.MemAlloc(max(n, 256))
 		check("scratch", err)
 		s = scratchBuf{p, max(n, 256)}
+		b.mem.add(p, engine.MemScratch, s.n)
 		b.scratch[slot] = s
 	}
 	return s.p

@@ -290,3 +290,35 @@ func TestGreedyMatchesCPU(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryReport checks the backend's accounting against the sizes the
+// model and optimizer must hold: fp32 master + bf16 compute weights, fp32
+// gradients, two fp32 AdamW moments, and activations and a KV pool that
+// return to zero live bytes when freed.
+func TestMemoryReport(t *testing.T) {
+	_, md, dev := models(t)
+	n := int64(md.P.Count())
+	if _, err := train.NewOptimizer(train.OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8}, md); err != nil {
+		t.Fatal(err)
+	}
+	md.NewActs(1, 8)
+	kv := md.NewKVCache(4, 8)
+	kv.Close()
+	p := dev.PeakBytes()
+	t.Logf("peak bytes: %v", p)
+	for _, c := range []struct {
+		cat  string
+		want int64
+	}{{engine.MemWeights, 6 * n}, {engine.MemGrads, 4 * n}, {engine.MemOptimizer, 8 * n}} {
+		if p[c.cat] != c.want {
+			t.Errorf("%s: peak %d bytes, want %d for %d parameters", c.cat, p[c.cat], c.want, n)
+		}
+	}
+	kvWant := int64(md.Cfg.Layers * 2 * 8 * md.Cfg.KVHeads * 4 * md.Cfg.HeadDim * 2)
+	if p[engine.MemKVCache] != kvWant {
+		t.Errorf("kv_cache: peak %d bytes, want %d", p[engine.MemKVCache], kvWant)
+	}
+	if p[engine.MemActivations] == 0 || p["total"] < 18*n+kvWant+p[engine.MemActivations] {
+		t.Errorf("activations %d, total %d: inconsistent with the parts", p[engine.MemActivations], p["total"])
+	}
+}

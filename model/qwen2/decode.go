@@ -45,9 +45,10 @@ func (m *Model) NewKVCache(blockSize, numBlocks int) *KVCache {
 		blockSize: blockSize, numBlocks: numBlocks, kvHeads: cfg.KVHeads, headDim: cfg.HeadDim, be: m.be,
 		ref: make([]int32, numBlocks), free: make([]int32, numBlocks),
 	}
+	be := engine.Tagged(m.be, engine.MemKVCache)
 	for l := 0; l < cfg.Layers; l++ {
-		c.k = append(c.k, m.be.Alloc(m.be.ActDType(), per))
-		c.v = append(c.v, m.be.Alloc(m.be.ActDType(), per))
+		c.k = append(c.k, be.Alloc(be.ActDType(), per))
+		c.v = append(c.v, be.Alloc(be.ActDType(), per))
 	}
 	// Hand out low block ids first (purely cosmetic: easier debugging).
 	for i := range c.free {
@@ -183,7 +184,7 @@ func (d *Decoder) rows(s *scratch, n int) *engine.Tensor {
 	if s.rows < n {
 		d.m.be.Free(s.t)
 		s.rows = max(n, 2*s.rows)
-		s.t = d.m.be.Alloc(s.dt, s.rows, s.cols)
+		s.t = engine.Tagged(d.m.be, engine.MemDecode).Alloc(s.dt, s.rows, s.cols)
 	}
 	return s.t.View(0, n, s.cols)
 }

@@ -177,8 +177,9 @@ func (m *Model) NewActsRecompute(b, t int) *Acts { return m.newActs(b, t, true) 
 
 func (m *Model) newActs(b, t int, recompute bool) *Acts {
 	n, c, i := b*t, m.Cfg.Hidden, m.Cfg.Intermediate
-	act := func(shape ...int) *engine.Tensor { return m.be.Alloc(m.be.ActDType(), shape...) }
-	f32 := func(shape ...int) *engine.Tensor { return m.be.Alloc(engine.F32, shape...) }
+	be := engine.Tagged(m.be, engine.MemActivations)
+	act := func(shape ...int) *engine.Tensor { return be.Alloc(be.ActDType(), shape...) }
+	f32 := func(shape ...int) *engine.Tensor { return be.Alloc(engine.F32, shape...) }
 	a := &Acts{B: b, T: t, be: m.be, Recompute: recompute}
 	var shared layerActs
 	for l := 0; l < m.Cfg.Layers; l++ {

@@ -136,7 +136,8 @@ type AdamW struct {
 // segs.
 func NewAdamW(be engine.Backend, segs []Segment, n int, cfg AdamWConfig) *AdamW {
 	checkSegments(segs, n)
-	o := &AdamW{cfg: cfg, be: be, segs: append([]Segment(nil), segs...), m: be.Alloc(engine.F32, n), v: be.Alloc(engine.F32, n)}
+	st := engine.Tagged(be, engine.MemOptimizer)
+	o := &AdamW{cfg: cfg, be: be, segs: append([]Segment(nil), segs...), m: st.Alloc(engine.F32, n), v: st.Alloc(engine.F32, n)}
 	o.M, o.V = hostMirror(o.m), hostMirror(o.v)
 	return o
 }
