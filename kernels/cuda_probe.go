@@ -21,6 +21,12 @@ type CUDAReport struct {
 	CublasLtPath    string
 	CublasLtVersion string
 	CublasLtErr     error
+
+	// NCCL is optional: only multi-GPU runs need it, so its absence does
+	// not make CUDA unavailable.
+	NCCLPath    string
+	NCCLVersion string
+	NCCLErr     error
 }
 
 // Probe loads the driver, NVRTC and cuBLASLt and lists the devices. It never
@@ -49,6 +55,11 @@ func Probe(opts CUDALibOptions) *CUDAReport {
 		r.CublasLtErr = err
 	} else {
 		r.CublasLtPath, r.CublasLtVersion = l.Path, l.VersionString()
+	}
+	if n, err := LoadNCCL(opts); err != nil {
+		r.NCCLErr = err
+	} else {
+		r.NCCLPath, r.NCCLVersion = n.Path, n.VersionString()
 	}
 	return r
 }
@@ -128,6 +139,11 @@ func (r *CUDAReport) Detail() string {
 		fmt.Fprintf(&b, "cublaslt: unavailable: %s\n", bare(r.CublasLtErr, "cublaslt"))
 	} else {
 		fmt.Fprintf(&b, "cublaslt: %s (%s)\n", r.CublasLtVersion, r.CublasLtPath)
+	}
+	if r.NCCLErr != nil {
+		fmt.Fprintf(&b, "nccl:     unavailable (multi-GPU only): %s\n", bare(r.NCCLErr, "nccl"))
+	} else {
+		fmt.Fprintf(&b, "nccl:     %s (%s)\n", r.NCCLVersion, r.NCCLPath)
 	}
 	if r.DevicesErr != nil {
 		fmt.Fprintf(&b, "devices:  error: %v\n", r.DevicesErr)
