@@ -153,12 +153,12 @@ type Acts struct {
 	// bit-identical either way: every op is deterministic.
 	Recompute bool
 	be        engine.Backend
-	layers  []layerActs
-	out     *engine.Tensor // (N, C) residual after the last layer
-	lnf     *engine.Tensor // (N, C) final norm output
-	rstdf   *engine.Tensor
-	tokLoss *engine.Tensor // (N) per-position loss
-	pos     []int32        // default positions 0..T-1 per row
+	layers    []layerActs
+	out       *engine.Tensor // (N, C) residual after the last layer
+	lnf       *engine.Tensor // (N, C) final norm output
+	rstdf     *engine.Tensor
+	tokLoss   *engine.Tensor // (N) per-position loss
+	pos       []int32        // default positions 0..T-1 per row
 	// Backward scratch.
 	dres, dln, dmid *engine.Tensor
 	dq, dk, dv, dat *engine.Tensor

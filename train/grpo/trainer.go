@@ -57,12 +57,12 @@ type Metrics struct {
 	// forward pass of the same policy: both should be the same function,
 	// so this measures the numerical gap between the two code paths.
 	RolloutLogpDiff float64 `json:"rollout_logp_max_abs_diff"`
-	TrainTokens   int                `json:"train_tokens"` // response tokens trained on
-	RolloutS      float64            `json:"rollout_s"`
-	ScoreWaitS    float64            `json:"score_wait_s"` // scoring left after the last sample finished
-	UpdateS       float64            `json:"update_s"`
-	TokensPerS    float64            `json:"tokens_per_s"` // sampled tokens per rollout second
-	ElapsedS      float64            `json:"elapsed_s"`
+	TrainTokens     int     `json:"train_tokens"` // response tokens trained on
+	RolloutS        float64 `json:"rollout_s"`
+	ScoreWaitS      float64 `json:"score_wait_s"` // scoring left after the last sample finished
+	UpdateS         float64 `json:"update_s"`
+	TokensPerS      float64 `json:"tokens_per_s"` // sampled tokens per rollout second
+	ElapsedS        float64 `json:"elapsed_s"`
 }
 
 // Hooks are test seams; nil members do nothing.
