@@ -2,17 +2,12 @@ package eval
 
 import (
 	"fmt"
-	"image/color"
 	"io"
 	"math"
 	"strings"
 
+	"purpcode/internal/chart"
 	"purpcode/oracle"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
 )
 
 // Stage is one row of a before/after table: a model and its metrics.
@@ -54,6 +49,14 @@ var rewardView = []column{
 	{"mean reward", func(m Metrics) float64 { return m.Reward }, true, false, ""},
 }
 
+// arrow says which way is better.
+func (c column) arrow() string {
+	if c.higher {
+		return "↑"
+	}
+	return "↓"
+}
+
 // cell renders the column for m: n/a when m has no ground truth for it.
 func (c column) cell(m Metrics) string {
 	if c.truth != "" && m.TruthCount[c.truth] == 0 {
@@ -73,11 +76,7 @@ func (c column) format(v float64) string {
 func markdownHeader(b *strings.Builder, first string, cols []column) {
 	fmt.Fprintf(b, "| %s |", first)
 	for _, c := range cols {
-		arrow := "↓"
-		if c.higher {
-			arrow = "↑"
-		}
-		fmt.Fprintf(b, " %s %s |", c.name, arrow)
+		fmt.Fprintf(b, " %s %s |", c.name, c.arrow())
 	}
 	b.WriteString("\n|---|")
 	for range cols {
@@ -147,95 +146,33 @@ func SweepTable(worlds [][]Stage) string {
 	return b.String()
 }
 
-// Series is one curve: y values at x positions.
-type Series struct {
-	Name string
-	X, Y []float64
+// StageBars is the headline rates of the stages as a bar panel, one
+// colour per stage; a rate with no ground-truth prompts is drawn as n/a.
+func StageBars(title string, stages []Stage) *chart.Bars {
+	rates := headline[:len(headline)-1] // the mean reward is not a rate; it is in the table
+	b := &chart.Bars{
+		Title:      title,
+		ValueLabel: "rate (↑ higher is better, ↓ lower is better)",
+		Percent:    true,
+	}
+	for _, c := range rates {
+		b.Categories = append(b.Categories, c.name+" "+c.arrow())
+	}
+	for _, s := range stages {
+		g := chart.Group{Name: s.Name}
+		for _, c := range rates {
+			v := c.get(s.Metrics)
+			if c.truth != "" && s.Metrics.TruthCount[c.truth] == 0 {
+				v = math.NaN()
+			}
+			g.Values = append(g.Values, v)
+		}
+		b.Groups = append(b.Groups, g)
+	}
+	return b
 }
 
-// PlotCurves writes a line chart of the series as a PNG.
-func PlotCurves(path, title, xlabel, ylabel string, series []Series) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = xlabel
-	p.Y.Label.Text = ylabel
-	p.Add(plotter.NewGrid())
-	for i, s := range series {
-		pts := make(plotter.XYs, len(s.X))
-		for j := range s.X {
-			pts[j].X, pts[j].Y = s.X[j], s.Y[j]
-		}
-		l, err := plotter.NewLine(pts)
-		if err != nil {
-			return fmt.Errorf("plot %s: series %s: %w", path, s.Name, err)
-		}
-		l.Color = plotutil.Color(i)
-		l.Width = vg.Points(1.5)
-		p.Add(l)
-		p.Legend.Add(s.Name, l)
-	}
-	// Leave headroom above the data so the legend never covers a curve.
-	ymin, ymax := math.Inf(1), math.Inf(-1)
-	for _, s := range series {
-		for _, y := range s.Y {
-			ymin, ymax = math.Min(ymin, y), math.Max(ymax, y)
-		}
-	}
-	if ymax > ymin {
-		p.Y.Min, p.Y.Max = math.Min(0, ymin), ymax+0.35*(ymax-math.Min(0, ymin))
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	if err := p.Save(7*vg.Inch, 4*vg.Inch, path); err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return nil
-}
-
-// PlotStages writes grouped bars: one group per headline metric, one bar
-// per stage, values in percent.
-func PlotStages(path, title string, stages []Stage) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.Y.Label.Text = "%"
-	p.Y.Min, p.Y.Max = 0, 130 // headroom for the legend above the 100% bars
-	p.Add(plotter.NewGrid())
-	w := vg.Points(14)
-	rates := headline[:len(headline)-1] // the bars are percentages; the reward is in the table
-	names := make([]string, len(rates))
-	for i, h := range rates {
-		names[i] = h.name
-	}
-	for si, s := range stages {
-		vals := make(plotter.Values, len(rates))
-		for i, h := range rates {
-			vals[i] = 100 * h.get(s.Metrics)
-		}
-		bars, err := plotter.NewBarChart(vals, w)
-		if err != nil {
-			return fmt.Errorf("plot %s: %w", path, err)
-		}
-		bars.Color = plotutil.Color(si)
-		bars.LineStyle.Color = color.Gray{Y: 60}
-		bars.Offset = vg.Length(si-len(stages)/2) * w
-		p.Add(bars)
-		p.Legend.Add(s.Name, bars)
-	}
-	p.Legend.Top, p.Legend.Left = true, true
-	p.NominalX(wrapNames(names)...)
-	if err := p.Save(9*vg.Inch, 4.5*vg.Inch, path); err != nil {
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return nil
-}
-
-// wrapNames breaks long axis labels onto two lines.
-func wrapNames(names []string) []string {
-	out := make([]string, len(names))
-	for i, n := range names {
-		if j := strings.LastIndex(n, " "); j > 0 {
-			n = n[:j] + "\n" + n[j+1:]
-		}
-		out[i] = n
-	}
-	return out
+// PlotStages writes the stages' headline rates as a PNG bar chart.
+func PlotStages(path, title, panel string, stages []Stage) (chart.Layout, error) {
+	return chart.Render(path, chart.Figure{Title: title, Panels: []chart.Panel{StageBars(panel, stages)}})
 }

@@ -2,13 +2,13 @@ package eval
 
 import (
 	"bytes"
-	"image/png"
-	"os"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"purpcode/analyzer"
+	"purpcode/internal/chart/charttest"
 	"purpcode/oracle"
 )
 
@@ -65,25 +65,33 @@ func TestSweepTable(t *testing.T) {
 	}
 }
 
-func TestPlotsArePNGs(t *testing.T) {
-	dir := t.TempDir()
-	curves := filepath.Join(dir, "c.png")
-	if err := PlotCurves(curves, "reward", "step", "reward", []Series{{Name: "mean", X: []float64{1, 2, 3}, Y: []float64{0.1, 0.4, 0.6}}}); err != nil {
+func TestPlotStagesPNG(t *testing.T) {
+	truth := map[string]int{oracle.OracleCodeSec: 4, oracle.OracleCorrectness: 4, oracle.OracleGeneralSafety: 4}
+	stages := []Stage{
+		{"base", Metrics{InsecureVariant: 0.7, TestsPass: 0.9, HarmfulPayload: 0.5, MaliciousRefusal: 0.25, TruthCount: truth}},
+		{"sft", Metrics{InsecureVariant: 0.3, TestsPass: 0.9, MaliciousRefusal: 0.75, TruthCount: truth}},
+		{"rl", Metrics{TestsPass: 1, MaliciousRefusal: 1, TruthCount: truth}},
+	}
+	path := filepath.Join(t.TempDir(), "before_after.png")
+	l, err := PlotStages(path, "before/after", "Test split", stages)
+	if err != nil {
 		t.Fatal(err)
 	}
-	bars := filepath.Join(dir, "b.png")
-	if err := PlotStages(bars, "before/after", []Stage{{"base", Metrics{InsecureVariant: 0.7, TestsPass: 0.9}}, {"rl", Metrics{InsecureVariant: 0.1, TestsPass: 0.9}}}); err != nil {
+	if err := charttest.Check(path, l); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{curves, bars} {
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := png.Decode(f)
-		f.Close()
-		if err != nil || img.Bounds().Dx() < 300 {
-			t.Fatalf("%s: not a usable PNG: %v", p, err)
-		}
+	if len(l.Panels) != 1 || len(l.Panels[0].Colours) != len(stages) {
+		t.Fatalf("want one panel with a legend entry per stage, got %+v", l.Panels)
+	}
+	b := StageBars("", stages)
+	if len(b.Categories) != 5 || !strings.HasSuffix(b.Categories[0], "↓") || !strings.HasSuffix(b.Categories[1], "↑") {
+		t.Errorf("categories %q: want the five rates with which way is better", b.Categories)
+	}
+	// No noreject prompt has ground truth: over-refusal is n/a, not 0%.
+	if v := b.Groups[0].Values[4]; !math.IsNaN(v) {
+		t.Errorf("benign over-refusal without ground truth drawn as %v", v)
+	}
+	if v := b.Groups[2].Values[0]; v != 0 {
+		t.Errorf("rl insecure-variant %v, want a measured 0", v)
 	}
 }

@@ -3,15 +3,13 @@ package suite
 import (
 	"encoding/json"
 	"fmt"
-	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
+	pchart "purpcode/internal/chart"
 )
 
 // WriteResults writes results.json (every item and every suite) to dir.
@@ -101,7 +99,7 @@ func WriteReport(dir string, models []Labelled) error {
 			fmt.Fprintf(&b, "- `%s`: %s\n", k, metricHelp[k])
 		}
 		png := "chart-" + name + ".png"
-		if err := chart(filepath.Join(dir, png), name, keys, models); err != nil {
+		if _, err := chart(filepath.Join(dir, png), name, keys, models); err != nil {
 			return err
 		}
 		fmt.Fprintf(&b, "\n![%s](%s)\n\n", name, png)
@@ -233,38 +231,43 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// palette colours the models' bars.
-var palette = []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255}, {148, 103, 189, 255}}
+// chart draws the suite's metrics as horizontal bars, one colour per
+// model, each metric named with which way is better.
+func chart(path, title string, keys []string, models []Labelled) (pchart.Layout, error) {
+	return pchart.Render(path, pchart.Figure{Title: title, Panels: []pchart.Panel{suiteBars(title, keys, models)}})
+}
 
-// chart draws the suite's metrics as grouped bars, one colour per model.
-func chart(path, title string, keys []string, models []Labelled) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.Y.Label.Text = "rate"
-	p.Y.Min, p.Y.Max = 0, 1
-	p.Add(plotter.NewGrid())
-	w := vg.Points(float64(min(40, 120/max(1, len(models)))))
-	for mi, m := range models {
-		vals := make(plotter.Values, len(keys))
-		if sr := find(m.Results, title); sr != nil {
-			for i, k := range keys {
-				vals[i] = sr.Metrics[k]
+func suiteBars(suite string, keys []string, models []Labelled) *pchart.Bars {
+	b := &pchart.Bars{ValueLabel: "rate (↑ higher is better, ↓ lower is better)", Percent: true}
+	for _, k := range keys {
+		switch {
+		case strings.Contains(metricHelp[k], "higher is better"):
+			k += " ↑"
+		case strings.Contains(metricHelp[k], "lower is better"):
+			k += " ↓"
+		}
+		b.Categories = append(b.Categories, k)
+	}
+	for _, m := range models {
+		g := pchart.Group{Name: m.Name}
+		sr := find(m.Results, suite)
+		for _, k := range keys {
+			v, ok := 0.0, false
+			if sr != nil {
+				v, ok = sr.Metrics[k]
 			}
+			if !ok {
+				v = math.NaN() // this model has no such metric: n/a, not 0
+			}
+			if v < 0 || v > 1 {
+				b.Percent = false // not a rate: draw the numbers as they are
+			}
+			g.Values = append(g.Values, v)
 		}
-		bars, err := plotter.NewBarChart(vals, w)
-		if err != nil {
-			return fmt.Errorf("chart %s: %w", title, err)
-		}
-		bars.Color = palette[mi%len(palette)]
-		bars.LineStyle.Width = 0
-		bars.Offset = vg.Length(float64(mi)-float64(len(models)-1)/2) * w
-		p.Add(bars)
-		p.Legend.Add(m.Name, bars)
+		b.Groups = append(b.Groups, g)
 	}
-	p.Legend.Top = true
-	p.NominalX(keys...)
-	if err := p.Save(vg.Length(max(5, 1.6*float64(len(keys))))*vg.Inch, 4*vg.Inch, path); err != nil {
-		return fmt.Errorf("chart %s: %w", path, err)
+	if !b.Percent {
+		b.ValueLabel = "value (↑ higher is better, ↓ lower is better)"
 	}
-	return nil
+	return b
 }
