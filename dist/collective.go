@@ -389,8 +389,8 @@ func readFrame(r net.Conn, op opcode, seq uint64, dst []byte) error {
 	return err
 }
 
-// elem is an element type the collectives move: fp32 or bf16 bits.
-type elem interface{ float32 | uint16 }
+// elem is an element type the collectives move: fp32, bf16 bits or fp64.
+type elem interface{ float32 | uint16 | float64 }
 
 func asBytes[T elem](s []T) []byte {
 	if len(s) == 0 {
@@ -418,6 +418,17 @@ func scratchOf[T elem](c *TCPComm, n int) []T {
 // sumF32 writes srcs[0]+srcs[1]+... (in that order) to dst. One of srcs may
 // alias dst: each element is read before it is written.
 func sumF32(dst []float32, srcs [][]float32) {
+	for k := range dst {
+		s := srcs[0][k]
+		for _, src := range srcs[1:] {
+			s += src[k]
+		}
+		dst[k] = s
+	}
+}
+
+// sumF64 is sumF32 in float64.
+func sumF64(dst []float64, srcs [][]float64) {
 	for k := range dst {
 		s := srcs[0][k]
 		for _, src := range srcs[1:] {
@@ -503,6 +514,11 @@ func allGather[T elem](ctx context.Context, c *TCPComm, name string, in, out []T
 // AllReduceSum implements Comm.
 func (c *TCPComm) AllReduceSum(ctx context.Context, buf []float32) error {
 	return allReduce(ctx, c, "allreduce", buf, sumF32)
+}
+
+// AllReduceSumF64 implements Comm.
+func (c *TCPComm) AllReduceSumF64(ctx context.Context, buf []float64) error {
+	return allReduce(ctx, c, "allreduce-f64", buf, sumF64)
 }
 
 // AllReduceSumBF16 implements Comm.

@@ -18,6 +18,10 @@ type Comm interface {
 	// AllReduceSum replaces buf with the element-wise sum of every rank's
 	// buf, summed in rank order. All ranks pass the same length.
 	AllReduceSum(ctx context.Context, buf []float32) error
+	// AllReduceSumF64 is AllReduceSum in float64: sums of fp32 values
+	// (e.g. gradients accumulated per micro-batch) that come out exact, so
+	// their value does not depend on how the terms were split over ranks.
+	AllReduceSumF64(ctx context.Context, buf []float64) error
 	// AllReduceSumBF16 is AllReduceSum for bf16 values (raw bits), summed
 	// in fp32 and rounded to bf16 once.
 	AllReduceSumBF16(ctx context.Context, buf []uint16) error

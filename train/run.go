@@ -3,13 +3,18 @@ package train
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 
 	"purpcode/checkpoint"
+	"purpcode/dist"
 	"purpcode/engine"
 	"purpcode/internal/yamlconf"
 	"purpcode/model/qwen2"
@@ -284,3 +289,290 @@ func OpenMetrics(out, metricsFile string, st *State, first any) (*os.File, error
 	}
 	return f, nil
 }
+
+// DP is a trainer's place in a data-parallel group: every rank holds the
+// whole model, computes the gradients of its share of a step's data, and
+// the gradients are summed across ranks (in rank order, so every rank gets
+// the same bits) before clipping, so every rank applies the same update.
+// The zero value is a single process.
+type DP struct {
+	// Comm is the group; nil for a single process.
+	Comm dist.Comm
+}
+
+// Size is the number of ranks (1 for a single process).
+func (d DP) Size() int {
+	if d.Comm == nil {
+		return 1
+	}
+	return d.Comm.Size()
+}
+
+// Rank is this process's rank (0 for a single process).
+func (d DP) Rank() int {
+	if d.Comm == nil {
+		return 0
+	}
+	return d.Comm.Rank()
+}
+
+// Leader reports whether this rank writes the run's files (metrics,
+// checkpoints): rank 0.
+func (d DP) Leader() bool { return d.Rank() == 0 }
+
+// Share is the [lo, hi) range of n items this rank works on: contiguous
+// ranges in rank order, so the concatenation over ranks is 0..n in order
+// (some ranks get none when n < Size()).
+func (d DP) Share(n int) (lo, hi int) { return dist.ChunkRange(n, d.Size(), d.Rank()) }
+
+// collectiveCtx detaches the collectives from the run's cancellation: an
+// interrupt must end every rank at the same step, which the trainers agree
+// on with AnyTrue, rather than break the group mid-call. The Comm's own
+// per-call timeout still bounds every call.
+func collectiveCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
+// SumGrad replaces g (a backend tensor) with the sum of every rank's g.
+// host is a scratch buffer of g's length used to stage a device tensor
+// (on the CPU backend g's own memory is summed in place).
+func (d DP) SumGrad(ctx context.Context, be engine.Backend, g *engine.Tensor, host []float32) error {
+	if d.Size() == 1 {
+		return nil
+	}
+	buf, staged := g.F32, g.OnDevice() || g.F32 == nil
+	if staged {
+		if len(host) != g.Numel() {
+			return fmt.Errorf("data parallel: gradient staging buffer of %d values for %d", len(host), g.Numel())
+		}
+		be.Download(host, g)
+		buf = host
+	}
+	if err := d.Comm.AllReduceSum(collectiveCtx(ctx), buf); err != nil {
+		return fmt.Errorf("data parallel: gradient all-reduce: %w", err)
+	}
+	if staged {
+		be.Upload(g, buf)
+	}
+	return nil
+}
+
+// SumF64Slice replaces buf with the element-wise sum of every rank's buf
+// (float64, in rank order; the same bits on every rank).
+func (d DP) SumF64Slice(ctx context.Context, buf []float64) error {
+	if d.Size() == 1 {
+		return nil
+	}
+	if err := d.Comm.AllReduceSumF64(collectiveCtx(ctx), buf); err != nil {
+		return fmt.Errorf("data parallel: all-reduce: %w", err)
+	}
+	return nil
+}
+
+// gather returns every rank's vals (all ranks pass the same length), in
+// rank order: each rank broadcasts its raw float64 bits in turn, so the
+// values arrive exactly (the Comm's sums are fp32).
+func (d DP) gather(ctx context.Context, vals []float64) ([][]float64, error) {
+	out := make([][]float64, d.Size())
+	if d.Size() == 1 {
+		out[0] = vals
+		return out, nil
+	}
+	buf := make([]byte, 8*len(vals))
+	for r := range out {
+		if r == d.Rank() {
+			for i, v := range vals {
+				binary.LittleEndian.PutUint64(buf[8*i:], math.Float64bits(v))
+			}
+		}
+		if err := d.Comm.Broadcast(collectiveCtx(ctx), buf, r); err != nil {
+			return nil, fmt.Errorf("data parallel: gather from rank %d: %w", r, err)
+		}
+		out[r] = make([]float64, len(vals))
+		for i := range vals {
+			out[r][i] = math.Float64frombits(binary.LittleEndian.Uint64(buf[8*i:]))
+		}
+	}
+	return out, nil
+}
+
+// SumF64 replaces each of vals with its sum over the ranks, added in rank
+// order in float64 (exact for counts), the same bits on every rank.
+func (d DP) SumF64(ctx context.Context, vals ...*float64) error {
+	if d.Size() == 1 {
+		return nil
+	}
+	mine := make([]float64, len(vals))
+	for i, v := range vals {
+		mine[i] = *v
+	}
+	all, err := d.gather(ctx, mine)
+	if err != nil {
+		return err
+	}
+	for i, v := range vals {
+		*v = 0
+		for _, r := range all {
+			*v += r[i]
+		}
+	}
+	return nil
+}
+
+// AnyTrue reports whether b is true on any rank (e.g. "this rank was
+// interrupted"), so that all ranks take the same branch.
+func (d DP) AnyTrue(ctx context.Context, b bool) (bool, error) {
+	v := 0.0
+	if b {
+		v = 1
+	}
+	if err := d.SumF64(ctx, &v); err != nil {
+		return false, err
+	}
+	return v > 0, nil
+}
+
+// Barrier waits for every rank (a no-op for a single process).
+func (d DP) Barrier(ctx context.Context) error {
+	if d.Size() == 1 {
+		return nil
+	}
+	if err := d.Comm.Barrier(collectiveCtx(ctx)); err != nil {
+		return fmt.Errorf("data parallel: barrier: %w", err)
+	}
+	return nil
+}
+
+// GradSum accumulates a step's gradients over several backward passes
+// (micro-batches, packed rows) and, under data parallelism, over the ranks.
+//
+// When the gradients live in host memory each pass's gradient is computed
+// from zero and added in float64, where sums of a few fp32 terms are exact,
+// and the step's gradient is rounded to fp32 once. Its value then does not
+// depend on how the passes are grouped: ranks that each sum their share and
+// then sum the ranks' partial sums (AllReduceSumF64) get the same bits as
+// one process summing them all. That matters beyond the last bit: Adam
+// divides each gradient by its own running magnitude, so parameters whose
+// true gradient is zero (the k_proj bias, which softmax cancels) are driven
+// by rounding noise, and fp32 sums grouped differently move them
+// differently. On a device the gradients accumulate in place, as the
+// backward passes write them, and are summed over ranks in fp32 through a
+// host copy.
+type GradSum struct {
+	m      *qwen2.Model
+	exact  bool      // gradients in host memory: sum in float64
+	acc    []float64 // the running sum, once there are two terms
+	passes int       // passes since Begin
+	stage  []float32 // host copy of device gradients, for the all-reduce
+}
+
+// NewGradSum returns an accumulator for m's gradients.
+func NewGradSum(m *qwen2.Model) *GradSum {
+	g := m.P.Weights.Grad
+	return &GradSum{m: m, exact: !g.OnDevice() && g.F32 != nil}
+}
+
+// Begin zeroes the gradients and the running sum.
+func (s *GradSum) Begin() {
+	s.m.P.ZeroGrad()
+	s.passes = 0
+}
+
+// Pass runs one pass that adds into the model's gradients (forward, loss
+// and backward: the loss may write the lm head's gradient itself) and adds
+// its gradient to the sum. The first pass's gradient stays where the pass
+// wrote it (a step of one pass costs nothing extra); the float64 sum starts
+// with the second.
+func (s *GradSum) Pass(pass func()) {
+	if !s.exact {
+		pass()
+		return
+	}
+	if s.passes == 1 {
+		s.load()
+	}
+	if s.passes > 0 {
+		s.m.P.ZeroGrad()
+	}
+	pass()
+	if s.passes > 0 {
+		for i, v := range s.m.P.Weights.Grad.F32 {
+			s.acc[i] += float64(v)
+		}
+	}
+	s.passes++
+}
+
+// load starts the float64 sum from the gradients.
+func (s *GradSum) load() {
+	if s.acc == nil {
+		s.acc = make([]float64, s.m.P.Count())
+	}
+	for i, v := range s.m.P.Weights.Grad.F32 {
+		s.acc[i] = float64(v)
+	}
+}
+
+// End sums the gradients over dp's ranks (nothing to sum for one process)
+// and leaves the step's gradient in the model's fp32 gradients, the same
+// bits on every rank.
+func (s *GradSum) End(ctx context.Context, dp DP) error {
+	if !s.exact {
+		if dp.Size() > 1 && s.stage == nil {
+			s.stage = make([]float32, s.m.P.Count())
+		}
+		return dp.SumGrad(ctx, s.m.Backend(), s.m.P.Weights.Grad, s.stage)
+	}
+	if s.passes <= 1 {
+		if dp.Size() == 1 {
+			return nil // the one term is the sum
+		}
+		s.load()
+	}
+	if err := dp.SumF64Slice(ctx, s.acc); err != nil {
+		return err
+	}
+	g := s.m.P.Weights.Grad.F32
+	for i, v := range s.acc {
+		g[i] = float32(v)
+	}
+	return nil
+}
+
+// ErrStoppedByPeer ends a data-parallel rank that was not interrupted (or
+// did not fail) itself when another rank was: every rank stops at the same
+// step, and rank 0 saves that step.
+var ErrStoppedByPeer = errors.New("stopped: another rank of the data-parallel group was interrupted or failed")
+
+// MaxF64 replaces *v with its largest value over the ranks.
+func (d DP) MaxF64(ctx context.Context, v *float64) error {
+	all, err := d.gather(ctx, []float64{*v})
+	if err != nil {
+		return err
+	}
+	for _, r := range all {
+		*v = max(*v, r[0])
+	}
+	return nil
+}
+
+// GatherBytes returns every rank's b (lengths may differ), in rank order.
+func (d DP) GatherBytes(ctx context.Context, b []byte) ([][]byte, error) {
+	lens, err := d.gather(ctx, []float64{float64(len(b))})
+	if err != nil || d.Size() == 1 {
+		return [][]byte{b}, err
+	}
+	out := make([][]byte, d.Size())
+	for r := range out {
+		buf := b
+		if r != d.Rank() {
+			buf = make([]byte, int(lens[r][0]))
+		}
+		if err := d.Comm.Broadcast(collectiveCtx(ctx), buf, r); err != nil {
+			return nil, fmt.Errorf("data parallel: gather from rank %d: %w", r, err)
+		}
+		out[r] = buf
+	}
+	return out, nil
+}
+
+// ShareOf is Share for rank r.
+func (d DP) ShareOf(n, r int) (lo, hi int) { return dist.ChunkRange(n, d.Size(), r) }

@@ -18,7 +18,9 @@ const launchAbout = "Starts N ranks of this binary on this machine, each running
 	"listens on MASTER_ADDR:MASTER_PORT for the others. Output lines are prefixed with \"[rank N] \" and\n" +
 	"each rank's output is also written to --log-dir/rank-N.log. SIGINT/SIGTERM are forwarded to the\n" +
 	"ranks (a second one kills them). When a rank fails, the others are stopped and the launch exits 1\n" +
-	"naming the rank and its exit status."
+	"naming the rank and its exit status. `sft` and `rl` started this way (or by torchrun or srun) train\n" +
+	"data-parallel: each rank takes a share of every step's micro-batches (sft) or prompts and packed rows\n" +
+	"(rl), gradients are summed over the ranks, and rank 0 alone writes metrics.jsonl and checkpoints."
 
 func runLaunch(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("launch", stderr)

@@ -78,13 +78,21 @@ func runRL(args []string, stdout, stderr io.Writer) error {
 	defer closeBE()
 	ctx, stop := notifyInterrupt()
 	defer stop()
-	opts := grpo.Options{Log: stderr, Backend: be}
+	dp, leave, err := joinDataParallel(ctx, "rl", cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	opts := grpo.Options{Log: stderr, Backend: be, DP: dp}
 	if opts.Judge, err = loadJudge(cfg.JudgeModel, cpu.cpu()); err != nil {
 		return err
 	}
 	out := progress.New(stderr)
 	opts.Log = out
-	endBar := opts.ShowProgress(out)
+	endBar := func() {}
+	if dp.Leader() {
+		endBar = opts.ShowProgress(out)
+	}
 	res, err := grpo.Run(ctx, cfg, opts)
 	endBar()
 	if err != nil {

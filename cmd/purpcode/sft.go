@@ -104,10 +104,18 @@ func runSFT(args []string, stdout, stderr io.Writer) error {
 	defer closeBE()
 	ctx, stop := notifyInterrupt()
 	defer stop()
-	opts := sft.Options{Log: stderr, Backend: be}
+	dp, leave, err := joinDataParallel(ctx, "sft", cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	opts := sft.Options{Log: stderr, Backend: be, DP: dp}
 	out := progress.New(stderr)
 	opts.Log = out
-	endBar := opts.ShowProgress(out)
+	endBar := func() {}
+	if dp.Leader() {
+		endBar = opts.ShowProgress(out)
+	}
 	res, err := sft.Run(ctx, cfg, opts)
 	endBar()
 	if err != nil {

@@ -1,6 +1,7 @@
 package grpo
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -73,7 +74,7 @@ func TestUpdateOnDeviceMatchesCPU(t *testing.T) {
 		rn := &runner{cfg: cfg, m: m, ref: ref, opt: opt,
 			sched: optim.Schedule{Kind: optim.Constant, LR: cfg.LR, Total: 1}, acts: m.NewActs(1, cfg.packLen())}
 		var row Metrics
-		if err := rn.update(groups, &row); err != nil {
+		if err := rn.update(context.Background(), groups, &row); err != nil {
 			t.Fatal(err)
 		}
 		return row

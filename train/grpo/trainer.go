@@ -1,8 +1,12 @@
 package grpo
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/gob"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -93,6 +97,16 @@ type Options struct {
 	// is complete during step's rollouts (a step may take minutes), with
 	// the groups done and drawn in this rollout round.
 	OnRollout func(step int64, done, total int)
+
+	// DP, when its group has several ranks, makes this process one rank
+	// of a data-parallel run: every rank runs Run with the same config and
+	// draws the same prompts; each rolls out and scores its Share of them,
+	// and the groups (tokens, rollout log-probs, rewards) are gathered so
+	// that every rank makes the same sampling decisions. In the update each
+	// rank runs forward and backward on its share of each mini-batch's
+	// packed rows, and the gradients are summed over the ranks before
+	// clipping. Only rank 0 writes metrics.jsonl and checkpoints.
+	DP train.DP
 }
 
 // Result summarises a run.
@@ -154,6 +168,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	if cfg.Resume && st == nil {
 		logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
+	}
+	dp := opts.DP
+	// Every rank has looked at out before rank 0 starts writing there.
+	if err := dp.Barrier(ctx); err != nil {
+		return nil, err
 	}
 
 	be := opts.Backend
@@ -223,11 +242,13 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	stream.rng = rng
 
-	mf, err := train.OpenMetrics(cfg.Out, MetricsFile, st, nil)
-	if err != nil {
-		return nil, err
+	var mf *os.File
+	if dp.Leader() {
+		if mf, err = train.OpenMetrics(cfg.Out, MetricsFile, st, nil); err != nil {
+			return nil, err
+		}
+		defer mf.Close()
 	}
-	defer mf.Close()
 	if st != nil {
 		logf("resuming from %s (step %d of %d)", from.Dir, step, total)
 	}
@@ -237,8 +258,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	logf("policy %s: %d parameters, %s; %d steps of %d prompts x %d samples (%s sampling)",
 		policyDir, m.P.Count(), be.Describe(), total, cfg.PromptsPerStep, cfg.GroupSize, cfg.Sampling)
+	if dp.Size() > 1 {
+		logf("data parallel: rank %d of %d; each step's prompts and packed rows are split between the ranks", dp.Rank(), dp.Size())
+	}
 
-	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: m.NewActs(1, cfg.packLen())}
+	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: m.NewActs(1, cfg.packLen()), dp: dp, grads: train.NewGradSum(m)}
 	if cfg.ActivationCheckpointing {
 		r.acts = m.NewActsRecompute(1, cfg.packLen())
 	}
@@ -253,6 +277,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	start := time.Now()
 	save := func() error {
+		if !dp.Leader() {
+			lastSaved, res.Checkpoint = step, train.StepDir(cfg.Out, step)
+			return nil
+		}
 		dir, err := pol.Save(cfg.Out, cfg.Keep, &train.State{
 			Trainer: "grpo", Step: step, Epoch: stream.epoch, MicroBatch: stream.pos, EpochSeed: stream.seed,
 			ElapsedS: elapsed0 + time.Since(start).Seconds(), Config: settings, ConfigHash: train.HashConfig(settings),
@@ -280,8 +308,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return res, err
 	}
 	for step < total {
-		if err := ctx.Err(); err != nil {
-			return stop(err)
+		interrupted, err := dp.AnyTrue(ctx, ctx.Err() != nil)
+		if err != nil {
+			return res, fmt.Errorf("step %d: %w", step+1, err)
+		}
+		if interrupted {
+			return stop(cmp.Or(ctx.Err(), train.ErrStoppedByPeer))
 		}
 		before, err := stream.mark()
 		if err != nil {
@@ -294,19 +326,22 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			// the policy is still the last step's, so it is saved with
 			// the prompt position from before this step and a resumed
 			// run draws this step's prompts again.
-			if ctx.Err() != nil && opt.Steps() == updates {
+			if (ctx.Err() != nil || errors.Is(err, train.ErrStoppedByPeer)) && opt.Steps() == updates {
+				err = cmp.Or(ctx.Err(), err)
 				if rerr := stream.restore(before); rerr != nil {
-					return res, errors.Join(ctx.Err(), rerr)
+					return res, errors.Join(err, rerr)
 				}
-				return stop(ctx.Err())
+				return stop(err)
 			}
 			return res, fmt.Errorf("step %d: %w", step+1, err)
 		}
 		step++
 		row.Step = step
 		row.ElapsedS = elapsed0 + time.Since(start).Seconds()
-		if err := train.WriteMetricsRow(mf, row); err != nil {
-			return res, fmt.Errorf("metrics: %w", err)
+		if mf != nil {
+			if err := train.WriteMetricsRow(mf, row); err != nil {
+				return res, fmt.Errorf("metrics: %w", err)
+			}
 		}
 		res.Steps, res.Last = step, row
 		if opts.Hooks.AfterLog != nil {
@@ -386,6 +421,8 @@ type runner struct {
 	opt    optim.Optimizer
 	sched  optim.Schedule
 	acts   *qwen2.Acts
+	dp     train.DP
+	grads  *train.GradSum
 	// onRollout is Options.OnRollout.
 	onRollout func(step int64, done, total int)
 }
@@ -398,7 +435,7 @@ func (r *runner) step(ctx context.Context, step int64, stream *promptStream, pro
 	if cfg.Sampling == SamplingSingleStep {
 		k = ds.Draw()
 	}
-	groups, timing, err := r.rollout(ctx, step, 0, pick(prompts, stream.next(k)))
+	groups, timing, err := r.rolloutShared(ctx, step, 0, pick(prompts, stream.next(k)))
 	if err != nil {
 		return row, err
 	}
@@ -409,7 +446,7 @@ func (r *runner) step(ctx context.Context, step int64, stream *promptStream, pro
 		// same cap on prompts per step), then keep exactly B.
 		round := 1
 		for len(usable) < cfg.PromptsPerStep && row.Drawn < int(cfg.MaxRollFactor*float64(cfg.PromptsPerStep)) {
-			more, t, err := r.rollout(ctx, step, round, pick(prompts, stream.next(cfg.PromptsPerStep)))
+			more, t, err := r.rolloutShared(ctx, step, round, pick(prompts, stream.next(cfg.PromptsPerStep)))
 			if err != nil {
 				return row, err
 			}
@@ -437,7 +474,7 @@ func (r *runner) step(ctx context.Context, step int64, stream *promptStream, pro
 		row.TokensPerS = float64(timing.tokens) / timing.rollout
 	}
 	t1 := time.Now()
-	if err := r.update(chosen, &row); err != nil {
+	if err := r.update(ctx, chosen, &row); err != nil {
 		return row, err
 	}
 	row.UpdateS = time.Since(t1).Seconds()
@@ -475,7 +512,9 @@ func (t *rolloutTiming) add(o rolloutTiming) {
 
 // rollout samples GroupSize answers per prompt and scores each group as
 // soon as its samples are complete, while other prompts are still decoding.
-func (r *runner) rollout(ctx context.Context, step int64, round int, ps []*prompt) ([]*group, rolloutTiming, error) {
+// ps are the round's prompts first..first+len(ps)-1 (the index is part of
+// each request's seed).
+func (r *runner) rollout(ctx context.Context, step int64, round int, ps []*prompt, first int) ([]*group, rolloutTiming, error) {
 	cfg := r.cfg
 	reqs := make([]generate.Request, len(ps))
 	groups := make([]*group, len(ps))
@@ -484,7 +523,7 @@ func (r *runner) rollout(ctx context.Context, step int64, round int, ps []*promp
 		reqs[i] = generate.Request{
 			// The id seeds the samples: the same step of a resumed run
 			// draws the same tokens whatever the batch composition.
-			ID: fmt.Sprintf("%s@%d.%d.%d", p.row.ID, step, round, i), Prompt: p.ids, N: cfg.GroupSize, Seed: cfg.Seed,
+			ID: fmt.Sprintf("%s@%d.%d.%d", p.row.ID, step, round, first+i), Prompt: p.ids, N: cfg.GroupSize, Seed: cfg.Seed,
 			Params: generate.SamplingParams{Temperature: cfg.Temperature, TopP: cfg.TopP, TopK: cfg.TopK, MaxNewTokens: cfg.MaxResponseLen},
 		}
 	}
@@ -546,7 +585,7 @@ func summarizeRewards(row *Metrics, groups []*group) {
 
 // update builds the training sequences of the selected groups and applies
 // PPOEpochs x MiniBatches optimizer updates with the GRPO loss.
-func (r *runner) update(groups []*group, row *Metrics) error {
+func (r *runner) update(ctx context.Context, groups []*group, row *Metrics) error {
 	cfg := r.cfg
 	var seqs []*sequence
 	for _, g := range groups {
@@ -569,6 +608,9 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 		row.LR = r.sched.At(int(r.opt.Steps()))
 		return nil
 	}
+	if r.grads == nil {
+		r.grads = train.NewGradSum(r.m)
+	}
 	for _, s := range seqs {
 		row.TrainTokens += s.respLen()
 	}
@@ -580,14 +622,14 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 	// Reference log-probs, and the sampling policy's when the step makes
 	// more than one update (otherwise the first pass's own values serve).
 	if r.ref != nil {
-		for _, pb := range pack(seqs, all, packLen, 1) {
-			r.stats(r.ref, pb, seqs, func(s *sequence) *[]float32 { return &s.refLogp })
+		if err := r.statsShared(ctx, r.ref, pack(seqs, all, packLen, 1), seqs, func(s *sequence) *[]float32 { return &s.refLogp }); err != nil {
+			return err
 		}
 	}
 	multi := cfg.PPOEpochs*cfg.MiniBatches > 1
 	if multi {
-		for _, pb := range pack(seqs, all, packLen, 1) {
-			r.stats(r.m, pb, seqs, func(s *sequence) *[]float32 { return &s.oldLogp })
+		if err := r.statsShared(ctx, r.m, pack(seqs, all, packLen, 1), seqs, func(s *sequence) *[]float32 { return &s.oldLogp }); err != nil {
+			return err
 		}
 		for _, s := range seqs {
 			for ti, lp := range s.oldLogp {
@@ -610,50 +652,57 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 			for _, i := range idx {
 				ntok += seqs[i].respLen()
 			}
-			r.m.P.ZeroGrad()
-			for _, pb := range pack(seqs, idx, packLen, 1) {
+			r.grads.Begin()
+			packs := pack(seqs, idx, packLen, 1)
+			lo, hi := r.dp.Share(len(packs))
+			for _, pb := range packs[lo:hi] {
 				if err := r.m.Validate(pb.b); err != nil {
 					return err
 				}
-				n := len(pb.b.IDs)
-				logp, ent := make([]float32, n), make([]float32, n)
-				r.m.Forward(r.acts, pb.b)
-				r.m.TokenStats(r.acts, pb.b, engine.TokenStats{LogProb: logp, Entropy: ent})
-				ca, ce := make([]float32, n), make([]float32, n)
-				for p := 0; p < n; p++ {
-					si := pb.seq[p]
-					if si < 0 {
-						continue
+				r.grads.Pass(func() {
+					n := len(pb.b.IDs)
+					logp, ent := make([]float32, n), make([]float32, n)
+					r.m.Forward(r.acts, pb.b)
+					r.m.TokenStats(r.acts, pb.b, engine.TokenStats{LogProb: logp, Entropy: ent})
+					ca, ce := make([]float32, n), make([]float32, n)
+					for p := 0; p < n; p++ {
+						si := pb.seq[p]
+						if si < 0 {
+							continue
+						}
+						s, ti := seqs[si], pb.tok[p]
+						lp := float64(logp[p])
+						if !multi {
+							row.RolloutLogpDiff = math.Max(row.RolloutLogpDiff, s.rolloutGap(int(ti), lp))
+						}
+						old, refLp := lp, lp
+						if multi {
+							old = float64(s.oldLogp[ti])
+						}
+						if r.ref != nil {
+							refLp = float64(s.refLogp[ti])
+						}
+						tt := cfg.lossConfig().Token(lp, old, refLp, s.adv)
+						a, e := cfg.lossConfig().Coefficients(tt, ntok)
+						ca[p], ce[p] = float32(a), float32(e)
+						lossSum += -tt.Obj + cfg.KLCoef*tt.KL - cfg.EntropyCoef*float64(ent[p])
+						objSum += tt.Obj
+						klSum += tt.KL
+						entSum += float64(ent[p])
+						tokSum++
+						if tt.Clipped {
+							clipped++
+						}
 					}
-					s, ti := seqs[si], pb.tok[p]
-					lp := float64(logp[p])
-					if !multi {
-						row.RolloutLogpDiff = math.Max(row.RolloutLogpDiff, s.rolloutGap(int(ti), lp))
+					if cfg.EntropyCoef == 0 {
+						ce = nil
 					}
-					old, refLp := lp, lp
-					if multi {
-						old = float64(s.oldLogp[ti])
-					}
-					if r.ref != nil {
-						refLp = float64(s.refLogp[ti])
-					}
-					tt := cfg.lossConfig().Token(lp, old, refLp, s.adv)
-					a, e := cfg.lossConfig().Coefficients(tt, ntok)
-					ca[p], ce[p] = float32(a), float32(e)
-					lossSum += -tt.Obj + cfg.KLCoef*tt.KL - cfg.EntropyCoef*float64(ent[p])
-					objSum += tt.Obj
-					klSum += tt.KL
-					entSum += float64(ent[p])
-					tokSum++
-					if tt.Clipped {
-						clipped++
-					}
-				}
-				if cfg.EntropyCoef == 0 {
-					ce = nil
-				}
-				r.m.TokenGrad(r.acts, pb.b, ca, ce)
-				r.m.Backward(r.acts, pb.b)
+					r.m.TokenGrad(r.acts, pb.b, ca, ce)
+					r.m.Backward(r.acts, pb.b)
+				})
+			}
+			if err := r.grads.End(ctx, r.dp); err != nil {
+				return err
 			}
 			lr := r.sched.At(int(r.opt.Steps()))
 			norm := optim.ClipGradNorm(r.m.Backend(), r.m.P.Weights.Grad, cfg.Clip)
@@ -664,6 +713,14 @@ func (r *runner) update(groups []*group, row *Metrics) error {
 			row.LR, row.GradNorm = lr, norm
 		}
 	}
+	tokF, clipF := float64(tokSum), float64(clipped)
+	if err := r.dp.SumF64(ctx, &lossSum, &objSum, &klSum, &entSum, &tokF, &clipF); err != nil {
+		return err
+	}
+	if err := r.dp.MaxF64(ctx, &row.RolloutLogpDiff); err != nil {
+		return err
+	}
+	tokSum, clipped = int(tokF), int(clipF)
 	if tokSum > 0 {
 		f := float64(tokSum)
 		row.Loss, row.PGObj, row.KL, row.Entropy, row.ClipFrac = lossSum/f, objSum/f, klSum/f, entSum/f, float64(clipped)/f
@@ -690,6 +747,62 @@ func (r *runner) stats(model *qwen2.Model, pb *packedBatch, seqs []*sequence, ds
 		}
 		(*d)[pb.tok[p]] = logp[p]
 	}
+}
+
+// statsShared is stats over every packed batch of packs, split between
+// the ranks of a data-parallel group: each rank runs its Share of the
+// batches, then sends the log-probs of the sequences they hold (each
+// sequence lies in one batch) to the others, as raw bits, so every rank
+// ends with the same values as one process running them all.
+func (r *runner) statsShared(ctx context.Context, model *qwen2.Model, packs []*packedBatch, seqs []*sequence, dst func(*sequence) *[]float32) error {
+	lo, hi := r.dp.Share(len(packs))
+	for _, pb := range packs[lo:hi] {
+		r.stats(model, pb, seqs, dst)
+	}
+	if r.dp.Size() == 1 {
+		return nil
+	}
+	var mine []byte
+	for _, si := range seqsIn(packs[lo:hi]) {
+		for _, v := range *dst(seqs[si]) {
+			mine = binary.LittleEndian.AppendUint32(mine, math.Float32bits(v))
+		}
+	}
+	got, err := r.dp.GatherBytes(ctx, mine)
+	if err != nil {
+		return err
+	}
+	for rank, b := range got {
+		rlo, rhi := r.dp.ShareOf(len(packs), rank)
+		for _, si := range seqsIn(packs[rlo:rhi]) {
+			s := seqs[si]
+			if len(b) < 4*s.respLen() {
+				return fmt.Errorf("log-probs from rank %d: %d bytes short", rank, 4*s.respLen()-len(b))
+			}
+			v := make([]float32, s.respLen())
+			for i := range v {
+				v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+			}
+			*dst(s), b = v, b[4*len(v):]
+		}
+	}
+	return nil
+}
+
+// seqsIn lists the sequences with targets in packs, in order of first
+// appearance.
+func seqsIn(packs []*packedBatch) []int32 {
+	var out []int32
+	seen := map[int32]bool{}
+	for _, pb := range packs {
+		for _, si := range pb.seq {
+			if si >= 0 && !seen[si] {
+				seen[si] = true
+				out = append(out, si)
+			}
+		}
+	}
+	return out
 }
 
 func (c *Config) lossConfig() LossConfig {
@@ -790,4 +903,75 @@ func (c *Config) fingerprint() (map[string]string, error) {
 		"ppo_epochs": strconv.Itoa(c.PPOEpochs), "mini_batches": strconv.Itoa(c.MiniBatches), "pack_len": strconv.Itoa(c.packLen()),
 		"no_code_score": f(c.NoCodeScore), "seed": strconv.FormatUint(c.Seed, 10),
 	}, nil
+}
+
+// wireSample is what the other ranks need of a sample: the update's
+// inputs and the reward metrics' (see summarizeRewards).
+type wireSample struct {
+	Tokens      []int
+	RawLogProbs []float32
+	Reward      float64
+	Format      bool
+}
+
+// rolloutShared is rollout over a data-parallel group: this rank rolls out
+// and scores its Share of ps, and every rank gets every group, in ps's
+// order, rebuilt from what the ranks sent (so all ranks hold the same
+// values). When any rank's rollout fails, every rank returns an error (the
+// others train.ErrStoppedByPeer), so that all stop at the same step.
+func (r *runner) rolloutShared(ctx context.Context, step int64, round int, ps []*prompt) ([]*group, rolloutTiming, error) {
+	if r.dp.Size() == 1 {
+		return r.rollout(ctx, step, round, ps, 0)
+	}
+	lo, hi := r.dp.Share(len(ps))
+	var mine []*group
+	var timing rolloutTiming
+	var err error
+	if hi > lo {
+		mine, timing, err = r.rollout(ctx, step, round, ps[lo:hi], lo)
+	}
+	failed, cerr := r.dp.AnyTrue(ctx, err != nil)
+	switch {
+	case err != nil:
+		return nil, timing, err
+	case cerr != nil:
+		return nil, timing, cerr
+	case failed:
+		return nil, timing, train.ErrStoppedByPeer
+	}
+	wire := make([][]wireSample, len(mine))
+	for i, g := range mine {
+		wire[i] = make([]wireSample, len(g.samples))
+		for j, s := range g.samples {
+			wire[i][j] = wireSample{Tokens: s.Tokens, RawLogProbs: s.RawLogProbs, Reward: g.rewards[j], Format: g.scores[j].Format}
+		}
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(wire); err != nil {
+		return nil, timing, fmt.Errorf("encode rollouts: %w", err)
+	}
+	all, err := r.dp.GatherBytes(ctx, buf.Bytes())
+	if err != nil {
+		return nil, timing, err
+	}
+	groups := make([]*group, 0, len(ps))
+	for rank, b := range all {
+		var gs [][]wireSample
+		if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&gs); err != nil {
+			return nil, timing, fmt.Errorf("rollouts of rank %d: %w", rank, err)
+		}
+		if rlo, rhi := r.dp.ShareOf(len(ps), rank); len(gs) != rhi-rlo {
+			return nil, timing, fmt.Errorf("rank %d sent %d groups, want %d", rank, len(gs), rhi-rlo)
+		}
+		for _, ws := range gs {
+			g := &group{p: ps[len(groups)], samples: make([]generate.Sample, len(ws)), scores: make([]oracle.Score, len(ws)), rewards: make([]float64, len(ws))}
+			for j, w := range ws {
+				g.samples[j] = generate.Sample{Index: j, Tokens: w.Tokens, RawLogProbs: w.RawLogProbs}
+				g.scores[j] = oracle.Score{Reward: w.Reward, Format: w.Format}
+				g.rewards[j] = w.Reward
+			}
+			groups = append(groups, g)
+		}
+	}
+	return groups, timing, nil
 }

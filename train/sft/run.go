@@ -74,6 +74,13 @@ type Options struct {
 	// OnStart is called once before the first step with the step the run
 	// starts from (past 0 when resumed) and the run's total.
 	OnStart func(step, totalSteps int64)
+
+	// DP, when its group has several ranks, makes this process one rank of
+	// a data-parallel run: every rank runs Run with the same config, takes
+	// its Share of each step's micro-batches, and the gradients and losses
+	// are summed over the ranks before clipping, so every rank applies the
+	// same update. Only rank 0 writes metrics.jsonl and checkpoints.
+	DP train.DP
 }
 
 // Result summarises a finished run.
@@ -142,6 +149,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if cfg.Resume && st == nil {
 		logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
 	}
+	dp := opts.DP
+	// Every rank has looked at out before rank 0 starts writing there (a
+	// fresh run's check would otherwise see rank 0's new metrics.jsonl).
+	if err := dp.Barrier(ctx); err != nil {
+		return nil, err
+	}
 
 	be := opts.Backend
 	if be == nil {
@@ -184,21 +197,27 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if evalSet != nil {
 		ev.Eval = &evalSet.Stats
 	}
-	mf, err := train.OpenMetrics(cfg.Out, MetricsFile, st, ev)
-	if err != nil {
-		return nil, err
+	var mf *os.File
+	if dp.Leader() {
+		if mf, err = train.OpenMetrics(cfg.Out, MetricsFile, st, ev); err != nil {
+			return nil, err
+		}
+		defer mf.Close()
 	}
-	defer mf.Close()
 	if st != nil {
 		logf("resuming from %s (step %d of %d, epoch %d)", from.Dir, step, total, epoch)
 	}
 	logf("model %s: %d parameters on %s; %d steps of %d x %d micro-batches x %d accumulation, optimizer %s",
 		cfg.Model, m.P.Count(), be.Describe(), total, lay.B, lay.T, cfg.GradAccum, opt.Name())
+	if dp.Size() > 1 {
+		logf("data parallel: rank %d of %d; each step's micro-batches are split between the ranks", dp.Rank(), dp.Size())
+	}
 
 	tr := NewTrainer(m, opt, lay.B, lay.T, cfg.Clip)
 	if cfg.ActivationCheckpointing {
 		tr.Recompute()
 	}
+	tr.DataParallel(dp)
 	batches := make([]*qwen2.Batch, cfg.GradAccum)
 	for i := range batches {
 		batches[i] = lay.NewBatch()
@@ -222,6 +241,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	start := time.Now()
 	save := func() error {
+		if !dp.Leader() {
+			lastSaved, res.Checkpoint = step, train.StepDir(cfg.Out, step)
+			return nil
+		}
 		dir, err := pol.Save(cfg.Out, cfg.Keep, &train.State{
 			Trainer: "sft", Step: step, Epoch: epoch, MicroBatch: pos, EpochSeed: epochSeed,
 			ElapsedS: elapsed0 + time.Since(start).Seconds(), Config: settings, ConfigHash: train.HashConfig(settings),
@@ -241,7 +264,15 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		opts.OnStart(step, total)
 	}
 	for step < total {
-		if err := ctx.Err(); err != nil {
+		stop, err := dp.AnyTrue(ctx, ctx.Err() != nil)
+		if err != nil {
+			return res, fmt.Errorf("step %d: %w", step+1, err)
+		}
+		if stop {
+			err := ctx.Err()
+			if err == nil {
+				err = train.ErrStoppedByPeer
+			}
 			if step > lastSaved {
 				if serr := save(); serr != nil {
 					return res, errors.Join(err, serr)
@@ -266,7 +297,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		}
 		lr := sched.At(int(step))
 		t0 := time.Now()
-		r := tr.Gradients(batches[:n])
+		r, err := tr.GradientsShared(ctx, batches[:n])
+		if err != nil {
+			return res, fmt.Errorf("step %d: %w", step+1, err)
+		}
 		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
 			return res, fmt.Errorf("step %d: loss is %v; stopping; %s", step+1, r.Loss, train.DescribeLastCheckpoint(cfg.Out))
 		}
@@ -285,20 +319,25 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			TokensPerS: float64(tokens) / max(dt, 1e-9), ElapsedS: elapsed0 + time.Since(start).Seconds(),
 		}
 		if evalEpoch != nil && (step == total || (cfg.EvalEvery > 0 && step%int64(cfg.EvalEvery) == 0)) {
-			var sum float64
-			var cnt int
-			for b := 0; b < evalEpoch.MicroBatches(); b++ {
+			var sum, cnt float64
+			lo, hi := dp.Share(evalEpoch.MicroBatches())
+			for b := lo; b < hi; b++ {
 				evalEpoch.Fill(b, evalBatch)
 				s, c := EvalLoss(m, tr.Acts(), evalBatch)
-				sum, cnt = sum+s, cnt+c
+				sum, cnt = sum+s, cnt+float64(c)
 			}
-			el := sum / float64(max(cnt, 1))
+			if err := dp.SumF64(ctx, &sum, &cnt); err != nil {
+				return res, fmt.Errorf("step %d: eval: %w", step, err)
+			}
+			el := sum / max(cnt, 1)
 			row.EvalLoss = &el
 			res.EvalLoss = &el
-			logf("step %d: eval loss %.6f over %d target tokens", step, el, cnt)
+			logf("step %d: eval loss %.6f over %.0f target tokens", step, el, cnt)
 		}
-		if err := train.WriteMetricsRow(mf, row); err != nil {
-			return res, fmt.Errorf("metrics: %w", err)
+		if mf != nil {
+			if err := train.WriteMetricsRow(mf, row); err != nil {
+				return res, fmt.Errorf("metrics: %w", err)
+			}
 		}
 		res.Steps, res.Loss = step, row.Loss
 		if opts.Hooks.AfterLog != nil {

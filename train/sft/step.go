@@ -1,8 +1,11 @@
 package sft
 
 import (
+	"context"
+
 	"purpcode/engine"
 	"purpcode/model/qwen2"
+	"purpcode/train"
 	"purpcode/train/optim"
 )
 
@@ -24,24 +27,43 @@ func CountTargets(b *qwen2.Batch) int {
 // Validate and have acts' shape. With no targets at all the gradients stay
 // zero.
 func AccumulateGradients(m *qwen2.Model, acts *qwen2.Acts, micro []*qwen2.Batch) (sum float64, total int) {
-	m.P.ZeroGrad()
+	total = countAll(micro)
+	gs := train.NewGradSum(m)
+	sum = accumulate(m, acts, gs, micro, total)
+	gs.End(context.Background(), train.DP{}) // one process: nothing to fail
+	return sum, total
+}
+
+func countAll(micro []*qwen2.Batch) int {
+	total := 0
 	for _, b := range micro {
 		total += CountTargets(b)
 	}
+	return total
+}
+
+// accumulate starts gs and adds the gradients of micro, each token's loss
+// scaled by 1/total (total counts the targets of the whole step, which
+// under data parallelism is more than micro holds), returning the summed
+// token loss of micro. gs.End finishes the sum.
+func accumulate(m *qwen2.Model, acts *qwen2.Acts, gs *train.GradSum, micro []*qwen2.Batch, total int) (sum float64) {
+	gs.Begin()
 	if total == 0 {
-		return 0, 0
+		return 0
 	}
 	scale := float32(1 / float64(total))
 	for _, b := range micro {
 		if CountTargets(b) == 0 {
 			continue // padding-only micro-batch: contributes nothing
 		}
-		m.Forward(acts, b)
-		s, _ := m.Loss(acts, b, true, scale)
-		m.Backward(acts, b)
-		sum += s
+		gs.Pass(func() {
+			m.Forward(acts, b)
+			s, _ := m.Loss(acts, b, true, scale)
+			m.Backward(acts, b)
+			sum += s
+		})
 	}
-	return sum, total
+	return sum
 }
 
 // EvalLoss returns the summed token loss and target count of batches
@@ -67,11 +89,13 @@ type Trainer struct {
 	Opt   optim.Optimizer
 	Clip  float64 // global-norm limit, 0 = none
 	acts  *qwen2.Acts
+	dp    train.DP
+	grads *train.GradSum
 }
 
 // NewTrainer returns a trainer for micro-batches of shape (b, t).
 func NewTrainer(m *qwen2.Model, opt optim.Optimizer, b, t int, clip float64) *Trainer {
-	return &Trainer{Model: m, Opt: opt, Clip: clip, acts: m.NewActs(b, t)}
+	return &Trainer{Model: m, Opt: opt, Clip: clip, acts: m.NewActs(b, t), grads: train.NewGradSum(m)}
 }
 
 // Recompute switches the trainer to activation checkpointing (see
@@ -81,17 +105,49 @@ func (tr *Trainer) Recompute() {
 	tr.acts = tr.Model.NewActsRecompute(tr.acts.B, tr.acts.T)
 }
 
+// DataParallel makes the trainer one rank of dp: GradientsShared then
+// computes only this rank's share of a step's micro-batches and sums the
+// gradients and loss over the ranks.
+func (tr *Trainer) DataParallel(dp train.DP) { tr.dp = dp }
+
 // Acts is the trainer's activation arena (reusable for evaluation).
 func (tr *Trainer) Acts() *qwen2.Acts { return tr.acts }
 
-// Gradients computes the step's loss and gradients without updating.
+// Gradients computes the step's loss and gradients without updating, in
+// this process alone (whatever DataParallel says).
 func (tr *Trainer) Gradients(micro []*qwen2.Batch) StepResult {
-	sum, total := AccumulateGradients(tr.Model, tr.acts, micro)
-	r := StepResult{Targets: total}
-	if total > 0 {
-		r.Loss = sum / float64(total)
-	}
+	r, _ := tr.gradients(context.Background(), train.DP{}, micro) // one process: nothing to fail
 	return r
+}
+
+// GradientsShared is Gradients over a data-parallel group (see
+// DataParallel): every rank passes all of the step's micro-batches (to
+// count the step's target tokens, which scale every gradient) and runs
+// forward and backward on its Share of them; the gradients and the loss
+// are then summed over the ranks, so every rank holds the same gradients
+// for Update. With one rank it equals Gradients; on the CPU backend the
+// gradients equal it bit for bit whatever the number of ranks (see
+// train.GradSum).
+func (tr *Trainer) GradientsShared(ctx context.Context, micro []*qwen2.Batch) (StepResult, error) {
+	return tr.gradients(ctx, tr.dp, micro)
+}
+
+func (tr *Trainer) gradients(ctx context.Context, dp train.DP, micro []*qwen2.Batch) (StepResult, error) {
+	total := countAll(micro)
+	lo, hi := dp.Share(len(micro))
+	sum := accumulate(tr.Model, tr.acts, tr.grads, micro[lo:hi], total)
+	r := StepResult{Targets: total}
+	if total == 0 {
+		return r, nil
+	}
+	if err := tr.grads.End(ctx, dp); err != nil {
+		return r, err
+	}
+	if err := dp.SumF64(ctx, &sum); err != nil {
+		return r, err
+	}
+	r.Loss = sum / float64(total)
+	return r, nil
 }
 
 // Update clips the accumulated gradients, steps the optimizer at lr and
