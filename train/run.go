@@ -576,3 +576,12 @@ func (d DP) GatherBytes(ctx context.Context, b []byte) ([][]byte, error) {
 
 // ShareOf is Share for rank r.
 func (d DP) ShareOf(n, r int) (lo, hi int) { return dist.ChunkRange(n, d.Size(), r) }
+
+// DevicePeak is be's measured peak memory by category when be accounts
+// its allocations (a device backend), else nil.
+func DevicePeak(be engine.Backend) map[string]int64 {
+	if mr, ok := be.(engine.MemoryReporter); ok {
+		return mr.PeakBytes()
+	}
+	return nil
+}

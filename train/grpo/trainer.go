@@ -61,12 +61,15 @@ type Metrics struct {
 	// forward pass of the same policy: both should be the same function,
 	// so this measures the numerical gap between the two code paths.
 	RolloutLogpDiff float64 `json:"rollout_logp_max_abs_diff"`
-	TrainTokens     int     `json:"train_tokens"` // response tokens trained on
-	RolloutS        float64 `json:"rollout_s"`
-	ScoreWaitS      float64 `json:"score_wait_s"` // scoring left after the last sample finished
-	UpdateS         float64 `json:"update_s"`
-	TokensPerS      float64 `json:"tokens_per_s"` // sampled tokens per rollout second
-	ElapsedS        float64 `json:"elapsed_s"`
+	// DevicePeak is the device memory held at its peak so far, by category
+	// (device backends only; see engine.MemoryReporter).
+	DevicePeak  map[string]int64 `json:"device_peak_bytes,omitempty"`
+	TrainTokens int              `json:"train_tokens"` // response tokens trained on
+	RolloutS    float64          `json:"rollout_s"`
+	ScoreWaitS  float64          `json:"score_wait_s"` // scoring left after the last sample finished
+	UpdateS     float64          `json:"update_s"`
+	TokensPerS  float64          `json:"tokens_per_s"` // sampled tokens per rollout second
+	ElapsedS    float64          `json:"elapsed_s"`
 }
 
 // Hooks are test seams; nil members do nothing.
@@ -338,6 +341,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		step++
 		row.Step = step
 		row.ElapsedS = elapsed0 + time.Since(start).Seconds()
+		row.DevicePeak = train.DevicePeak(m.Backend())
 		if mf != nil {
 			if err := train.WriteMetricsRow(mf, row); err != nil {
 				return res, fmt.Errorf("metrics: %w", err)

@@ -45,6 +45,9 @@ type Metrics struct {
 	TokensPerS   float64  `json:"tokens_per_s"`
 	ElapsedS     float64  `json:"elapsed_s"`
 	EvalLoss     *float64 `json:"eval_loss,omitempty"`
+	// DevicePeak is the device memory held at its peak so far, by category
+	// (device backends only; see engine.MemoryReporter).
+	DevicePeak map[string]int64 `json:"device_peak_bytes,omitempty"`
 }
 
 // DataEvent is the first row of metrics.jsonl (step 0): what loading kept,
@@ -317,6 +320,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			Step: step, Epoch: float64(epoch) + float64(pos)/float64(ep.MicroBatches()),
 			Loss: r.Loss, LR: lr, GradNorm: r.GradNorm, TargetTokens: r.Targets, Tokens: tokens,
 			TokensPerS: float64(tokens) / max(dt, 1e-9), ElapsedS: elapsed0 + time.Since(start).Seconds(),
+			DevicePeak: train.DevicePeak(be),
 		}
 		if evalEpoch != nil && (step == total || (cfg.EvalEvery > 0 && step%int64(cfg.EvalEvery) == 0)) {
 			var sum, cnt float64
