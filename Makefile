@@ -29,8 +29,8 @@ run: deps build ## the whole PurpCode recipe on the embedded base model (report 
 	./$(BIN) run --config configs/demo.yaml --force
 
 .PHONY: sweep
-sweep: deps build ## the recipe on 5 worlds (seeds 1-5, one base model): mean/min/max table in runs/sweep/sweep.md
-	./$(BIN) run --config configs/demo.yaml --seeds 5 --out runs/sweep --force
+sweep: deps build ## the recipe on 5 worlds (seeds 1-5, one base model whose corpus holds none of their test prompts): mean/min/max table in runs/sweep/sweep.md
+	./$(BIN) run --config configs/sweep.yaml --seeds 5 --out runs/sweep --force
 
 .PHONY: test
 test: deps testdeps-node ## run every test, then one line of what was skipped and why (CI=true: missing refs, OpenBLAS or sandbox fail)

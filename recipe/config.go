@@ -32,14 +32,19 @@ type Config struct {
 
 // WorldConfig sizes the world; zero keeps redteam.DefaultOptions' value.
 type WorldConfig struct {
-	CorpusSeed                    uint64 `yaml:"corpus_seed"`
-	TrainTasksPerTemplate         int    `yaml:"train_tasks_per_template"`
-	ValidationTasksPerTemplate    int    `yaml:"validation_tasks_per_template"`
-	TestTasksPerTemplate          int    `yaml:"test_tasks_per_template"`
-	TrainRequestsPerTemplate      int    `yaml:"train_requests_per_template"`
-	ValidationRequestsPerTemplate int    `yaml:"validation_requests_per_template"`
-	TestRequestsPerTemplate       int    `yaml:"test_requests_per_template"`
-	CorpusSize                    int    `yaml:"corpus_size"`
+	CorpusSeed uint64 `yaml:"corpus_seed"`
+	// CorpusWorlds is the number of worlds (seeds corpus_seed, +1, ...)
+	// whose test prompts the base model's corpus was decontaminated
+	// against (synth --corpus-worlds); it must match the base model, or
+	// the test-prompts-in-corpus count describes another corpus.
+	CorpusWorlds                  int `yaml:"corpus_worlds"`
+	TrainTasksPerTemplate         int `yaml:"train_tasks_per_template"`
+	ValidationTasksPerTemplate    int `yaml:"validation_tasks_per_template"`
+	TestTasksPerTemplate          int `yaml:"test_tasks_per_template"`
+	TrainRequestsPerTemplate      int `yaml:"train_requests_per_template"`
+	ValidationRequestsPerTemplate int `yaml:"validation_requests_per_template"`
+	TestRequestsPerTemplate       int `yaml:"test_requests_per_template"`
+	CorpusSize                    int `yaml:"corpus_size"`
 	// MaxRows keeps at most this many rows of each split, evenly spaced
 	// (0: all); for smoke tests.
 	MaxRows int `yaml:"max_rows"`
@@ -99,6 +104,7 @@ func (c Config) WorldOptions() redteam.Options {
 	if w.CorpusSeed > 0 {
 		o.CorpusSeed = w.CorpusSeed
 	}
+	set(&o.CorpusWorlds, w.CorpusWorlds)
 	set(&o.TrainTasksPerTemplate, w.TrainTasksPerTemplate)
 	set(&o.ValidationTasksPerTemplate, w.ValidationTasksPerTemplate)
 	set(&o.HeldoutTasksPerTemplate, w.TestTasksPerTemplate)

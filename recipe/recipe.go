@@ -20,6 +20,7 @@ import (
 	"purpcode/model/qwen2"
 	"purpcode/oracle"
 	"purpcode/redteam"
+	"purpcode/redteam/dedup"
 	"purpcode/sandbox"
 	"purpcode/tokenizer"
 )
@@ -69,6 +70,12 @@ type WorldStats struct {
 	// corpus holds verbatim (0 when the world is the corpus's own).
 	TestInCorpus       int
 	ValidationInCorpus int
+	// TestNearCorpus counts test prompts that redteam/dedup's 13-gram
+	// decontamination matches in a corpus user turn (a shared normalised
+	// 13-token sequence, or a short prompt contained whole): the corpus
+	// draws other instances of every template, test templates included,
+	// so this counts template boilerplate as well as copies.
+	TestNearCorpus int `json:",omitempty"`
 }
 
 // Tuning is everything the tuning stages may read. It holds no test path:
@@ -128,8 +135,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		if stats, err = r.writeTuningFiles(in); err != nil {
 			return err
 		}
-		r.logf("world (seed %d, corpus seed %d): %d train, %d validation, %d test prompts; %d test prompts are in the pretraining corpus verbatim",
-			cfg.WorldSeed, stats.CorpusSeed, stats.Train, stats.Validation, stats.Test, stats.TestInCorpus)
+		r.logf("world (seed %d, corpus seed %d): %d train, %d validation, %d test prompts; %d test prompts are in the pretraining corpus verbatim, %d match it by 13-gram",
+			cfg.WorldSeed, stats.CorpusSeed, stats.Train, stats.Validation, stats.Test, stats.TestInCorpus, stats.TestNearCorpus)
 		return nil
 	})
 	if err != nil {
@@ -196,7 +203,33 @@ func (r *recipe) writeTuningFiles(in Tuning) (WorldStats, error) {
 	return WorldStats{
 		Train: len(w.Train), Validation: len(w.Validation), Test: len(w.Test), CorpusSeed: w.Options.CorpusSeed,
 		TestInCorpus: w.CorpusOverlap(w.Test), ValidationInCorpus: w.CorpusOverlap(w.Validation),
+		TestNearCorpus: NearCorpus(w, w.Test),
 	}, nil
+}
+
+// NearCorpus counts the rows whose prompt dedup.Decontaminate (13-gram)
+// matches with some user turn of the world's corpus. The corpus turns are
+// its reference suite and the rows its candidates, so each row is counted
+// once whichever corpus turn it shares a gram with.
+func NearCorpus(w *redteam.World, rows []redteam.PromptRow) int {
+	var corpus []string
+	for _, c := range w.Corpus {
+		for _, m := range c.Messages {
+			if m.Role == "user" {
+				corpus = append(corpus, m.Content)
+			}
+		}
+	}
+	ids := make([]string, len(rows))
+	prompts := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+		if len(r.Messages) > 0 {
+			prompts[i] = r.Messages[len(r.Messages)-1].Content
+		}
+	}
+	_, hits := dedup.Decontaminate(map[string][]string{"corpus": corpus}, ids, prompts)
+	return len(hits)
 }
 
 func (r *recipe) writeTestFile() (string, error) {

@@ -211,12 +211,48 @@ func TestSweepResumesFinishedWorlds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| rl | 30.0% [20.0%, 40.0%] |", "- insecure-variant rate, relative change: -70%", "| 2 | 1/10 | -60% ✗ |"} {
+	for _, want := range []string{"| rl | 30.0% [20.0%, 40.0%] |", "- insecure-variant rate, relative change: -70%", "| 2 | 1/10 | 0/10 | -60% ✗ |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("sweep.md lacks %q:\n%s", want, md)
 		}
 	}
 	if len(s.Worlds) != 2 || s.Worlds[1].Seed != 2 {
 		t.Fatalf("worlds %+v", s.Worlds)
+	}
+}
+
+// TestSweepCorpusHoldsNoTestPrompt: the sweep's base model corpus
+// (configs/sweep.yaml, corpus_worlds 5) holds no test prompt of any of the
+// five worlds verbatim, while the demo's corpus, decontaminated against
+// world 1 only, holds some of world 2's. The 13-gram matches (template
+// text shared with other instances) are logged, not asserted.
+func TestSweepCorpusHoldsNoTestPrompt(t *testing.T) {
+	sweep, err := Load("../configs/sweep.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, err := Load("../configs/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := uint64(1); seed <= 5; seed++ {
+		c := sweep
+		c.WorldSeed = seed
+		w, err := redteam.Generate(c.WorldOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := w.CorpusOverlap(w.Test); n != 0 {
+			t.Errorf("world %d: %d of %d test prompts are in the sweep corpus verbatim", seed, n, len(w.Test))
+		}
+		t.Logf("world %d: 0/%d test prompts verbatim, %d/%d matched by 13-gram in the sweep corpus", seed, len(w.Test), NearCorpus(w, w.Test), len(w.Test))
+	}
+	demo.WorldSeed = 2
+	w, err := redteam.Generate(demo.WorldOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := w.CorpusOverlap(w.Test); n == 0 {
+		t.Errorf("world 2 in the demo corpus (decontaminated against world 1 only): no test prompt verbatim, want some (is corpus_worlds set in demo.yaml?)")
 	}
 }

@@ -100,10 +100,10 @@ func (s *SweepResult) Markdown() string {
 	b.WriteString(eval.SweepTable(test))
 	b.WriteString("\nTargets on the mean (after RL vs base):\n\n")
 	b.WriteString(targetLines(CheckTargets(meanMetrics(test, 0), meanMetrics(test, len(test[0])-1))))
-	b.WriteString("\nTargets per world:\n\n| world seed | test prompts in corpus | insecure-variant change | tests-pass change | malicious refusal | benign over-refusal |\n|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("\nTargets per world (test prompts in the pretraining corpus: verbatim, and sharing a 13-gram with a corpus prompt by redteam/dedup's decontamination rule):\n\n| world seed | test prompts in corpus | 13-gram match | insecure-variant change | tests-pass change | malicious refusal | benign over-refusal |\n|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, w := range s.Worlds {
 		checks := CheckTargets(w.Test[0].Metrics, w.Test[len(w.Test)-1].Metrics)
-		fmt.Fprintf(&b, "| %d | %d/%d |", w.Seed, w.World.TestInCorpus, w.World.Test)
+		fmt.Fprintf(&b, "| %d | %d/%d | %d/%d |", w.Seed, w.World.TestInCorpus, w.World.Test, w.World.TestNearCorpus, w.World.Test)
 		for _, c := range checks {
 			mark := "✗"
 			if c.Holds {

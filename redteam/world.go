@@ -21,6 +21,11 @@ type Options struct {
 	// the corpus; with another seed (a sweep over worlds sharing one base
 	// model) some may be, and World.CorpusOverlap counts them.
 	CorpusSeed uint64 `json:"corpus_seed"`
+	// CorpusWorlds widens the corpus's decontamination to the test prompts
+	// of the worlds CorpusSeed, CorpusSeed+1, ..., CorpusSeed+CorpusWorlds-1
+	// (0 or 1: CorpusSeed's only), so that one base model serves a sweep
+	// over those worlds without holding any of their test prompts.
+	CorpusWorlds int `json:"corpus_worlds,omitempty"`
 	// Test ("held-out") templates: per coding family, and in total for
 	// the malicious and benign request kinds.
 	HeldoutPerFamily int `json:"heldout_per_family"`
@@ -144,6 +149,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("redteam options: tasks per template (train %d, validation %d, test %d) must be >= 1", o.TrainTasksPerTemplate, o.ValidationTasksPerTemplate, o.HeldoutTasksPerTemplate)
 	case o.TrainRequestsPerTemplate < 1 || o.HeldoutRequestsPerTemplate < 1 || o.ValidationRequestsPerTemplate < 1:
 		return fmt.Errorf("redteam options: requests per template (train %d, validation %d, test %d) must be >= 1", o.TrainRequestsPerTemplate, o.ValidationRequestsPerTemplate, o.HeldoutRequestsPerTemplate)
+	case o.CorpusWorlds < 0:
+		return fmt.Errorf("redteam options: CorpusWorlds = %d, want >= 0", o.CorpusWorlds)
 	case o.Corpus.Size < 0:
 		return fmt.Errorf("redteam options: Corpus.Size = %d, want >= 0", o.Corpus.Size)
 	case o.Corpus.CodingFrac+o.Corpus.MaliciousFrac > 1:
@@ -293,6 +300,13 @@ func Generate(o Options) (*World, error) {
 	heldPrompts := map[string]bool{}
 	for _, r := range corpusTest {
 		heldPrompts[r.Messages[0].Content] = true
+	}
+	for i := 1; i < o.CorpusWorlds; i++ {
+		ow := co
+		ow.Seed = o.CorpusSeed + uint64(i)
+		for _, r := range drawRows(ow, chooseSplit(ow), SplitTest, map[string]Task{}) {
+			heldPrompts[r.Messages[0].Content] = true
+		}
 	}
 	w.Corpus = buildCorpus(co, csp, sp, heldPrompts)
 	return w, nil

@@ -27,7 +27,11 @@ THREADS=2
 # The corpus also covers the held-out templates with fresh instances (never a
 # held-out prompt): post-training never sees them, the base model has.
 # The held-out prompts depend on SEED only, not on the corpus flags.
+# CORPUS_WORLDS (default 1) decontaminates the corpus against the test
+# prompts of worlds SEED .. SEED+CORPUS_WORLDS-1 as well: one base model for
+# a sweep over those worlds (scripts/make-sweep-base-model.sh).
 SEED=1
+CORPUS_WORLDS=${CORPUS_WORLDS:-1}
 CORPUS_SIZE=6000
 SYSTEM_FRAC=0.5
 INSECURE_FRAC=0.9
@@ -62,7 +66,7 @@ trap '[ -n "$cleanup" ] && rm -rf "$WORK"' EXIT
 mkdir -p "$WORK"
 start=$(date +%s)
 
-"$BIN" synth --out "$WORK/world" --seed "$SEED" --corpus-size "$CORPUS_SIZE" --system-frac "$SYSTEM_FRAC" \
+"$BIN" synth --out "$WORK/world" --seed "$SEED" --corpus-worlds "$CORPUS_WORLDS" --corpus-size "$CORPUS_SIZE" --system-frac "$SYSTEM_FRAC" \
 	--insecure-frac "$INSECURE_FRAC"
 
 "$BIN" train-tokenizer --corpus "$WORK/world/corpus.txt" --vocab "$VOCAB" --out "$WORK/tokenizer" \

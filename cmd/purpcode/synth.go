@@ -15,6 +15,7 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output directory (created if missing)")
 	seed := fs.Uint64("seed", def.Seed, "random seed of the split and the phrasings; the same seed gives byte-identical files")
 	corpusSeed := fs.Uint64("corpus-seed", 0, "seed of the world whose corpus is written (default: --seed)")
+	corpusWorlds := fs.Int("corpus-worlds", 1, "decontaminate the corpus against the test prompts of this many worlds, seeds corpus-seed, corpus-seed+1, ... (one base model for a sweep)")
 	size := fs.Int("corpus-size", def.Corpus.Size, "pretraining corpus conversations")
 	sysFrac := fs.Float64("system-frac", def.Corpus.SystemFrac, "share of corpus conversations with the rule context as system prompt")
 	insecure := fs.Float64("insecure-frac", def.Corpus.InsecureFrac, "share of insecure coding answers without a system prompt")
@@ -37,6 +38,7 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 	if *corpusSeed != 0 {
 		o.CorpusSeed = *corpusSeed
 	}
+	o.CorpusWorlds = *corpusWorlds
 	o.Corpus.Size = *size
 	o.Corpus.SystemFrac = *sysFrac
 	o.Corpus.CoverHeldout = *cover
