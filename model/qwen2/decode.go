@@ -36,7 +36,7 @@ type KVCache struct {
 // NewKVCache allocates a pool of numBlocks blocks of blockSize tokens for
 // the model m, on its backend.
 func (m *Model) NewKVCache(blockSize, numBlocks int) *KVCache {
-	cfg := m.Cfg
+	cfg := m.lc // a shard caches its own KV heads
 	if blockSize <= 0 || numBlocks <= 0 {
 		panic(fmt.Sprintf("qwen2.NewKVCache: block size %d and block count %d must be positive", blockSize, numBlocks))
 	}
@@ -199,7 +199,7 @@ type Decoder struct {
 
 	x, ln, q, k, v, att, mid, ln2, gate, up, act, rstd scratch
 	hl, hn, hr, logits, lse                            scratch
-	host                                               []float32 // logits downloaded from a device
+	host                                               []float32 // logits downloaded from a device, or gathered from shards
 
 	ids, pos []int32
 	lastRow  []int
@@ -208,7 +208,7 @@ type Decoder struct {
 
 // NewDecoder returns a decoder for m over kv.
 func (m *Model) NewDecoder(kv *KVCache) *Decoder {
-	cfg := m.Cfg
+	cfg := m.lc
 	if kv.kvHeads != cfg.KVHeads || kv.headDim != cfg.HeadDim || len(kv.k) != cfg.Layers || kv.be != m.be {
 		panic(fmt.Sprintf("qwen2.NewDecoder: cache for %d layers x %d kv heads x %d dims on %s, model has %d x %d x %d on %s",
 			len(kv.k), kv.kvHeads, kv.headDim, kv.be.Name(), cfg.Layers, cfg.KVHeads, cfg.HeadDim, m.be.Name()))
@@ -292,24 +292,26 @@ func (d *Decoder) Step(seqs []StepSeq, all bool) (*engine.Tensor, error) {
 	q, k, v, att := d.rows(&d.q, n), d.rows(&d.k, n), d.rows(&d.v, n), d.rows(&d.att, n)
 	mid, ln2 := d.rows(&d.mid, n), d.rows(&d.ln2, n)
 	gate, up, act := d.rows(&d.gate, n), d.rows(&d.up, n), d.rows(&d.act, n)
-	be.EmbeddingForward(x, ps.embed.cw, d.ids)
+	m.embedForward(x, d.ids)
 	for l := range ps.layers {
 		lp := &ps.layers[l]
 		be.RMSNormForward(ln, rstd, x, lp.ln1.cw, cfg.RMSNormEps)
 		be.LinearForward(q, ln, lp.q.cw, weightOrNil(lp.qb))
 		be.LinearForward(k, ln, lp.k.cw, weightOrNil(lp.kb))
 		be.LinearForward(v, ln, lp.v.cw, weightOrNil(lp.vb))
-		be.RoPE(q, d.pos, cfg.Heads, m.ropeC, m.ropeS, false)
-		be.RoPE(k, d.pos, cfg.KVHeads, m.ropeC, m.ropeS, false)
+		be.RoPE(q, d.pos, m.lc.Heads, m.ropeC, m.ropeS, false)
+		be.RoPE(k, d.pos, m.lc.KVHeads, m.ropeC, m.ropeS, false)
 		be.PagedKVWrite(d.kv.k[l], d.kv.v[l], k, v, d.paged)
 		d.attention(l, seqs, q, k, v, att)
 		be.LinearForward(mid, att, lp.o.cw, nil)
+		m.tp.allReduce(mid)
 		be.Add(mid, mid, x)
 		be.RMSNormForward(ln2, rstd, mid, lp.ln2.cw, cfg.RMSNormEps)
 		be.LinearForward(gate, ln2, lp.gate.cw, nil)
 		be.LinearForward(up, ln2, lp.up.cw, nil)
 		be.SwiGLUForward(act, nil, gate, up)
 		be.LinearForward(x, act, lp.down.cw, nil)
+		m.tp.allReduce(x)
 		be.Add(x, x, mid)
 	}
 	for _, s := range seqs {
@@ -327,6 +329,9 @@ func (d *Decoder) Step(seqs []StepSeq, all bool) (*engine.Tensor, error) {
 	be.RMSNormForward(hn, d.rows(&d.hr, rows), h, ps.norm.cw, cfg.RMSNormEps)
 	out := d.rows(&d.logits, rows)
 	be.LinearForward(out, hn, ps.head.cw, nil)
+	if m.tp != nil {
+		return d.gatherLogits(out)
+	}
 	if !out.OnDevice() {
 		return out, nil
 	}
@@ -372,7 +377,7 @@ func (d *Decoder) layout(seqs []StepSeq) {
 // tokens, prefill continuing a cached prefix) reads the paged cache.
 func (d *Decoder) attention(layer int, seqs []StepSeq, q, k, v, att *engine.Tensor) {
 	m := d.m
-	cfg := m.Cfg
+	cfg := m.lc
 	paged := false
 	r0 := 0
 	for _, s := range seqs {

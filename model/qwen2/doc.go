@@ -8,4 +8,8 @@
 // RMSNorm -> SwiGLU MLP (gate, up, down) -> residual; final RMSNorm; a tied or
 // untied lm head. The model never imports the kernels package: it computes
 // through engine ops only.
+//
+// A model can be split Megatron style over tensor-parallel ranks (Shard,
+// tp.go): each rank holds its heads, feature and vocabulary slices and runs
+// the same forward, backward, loss and decoder with dist collectives.
 package qwen2

@@ -113,6 +113,9 @@ type SaveOptions struct {
 // safetensors), atomically, from the master weights (pulled from the
 // device first when the model is on one).
 func (m *Model) Save(dir string, opts SaveOptions) error {
+	if m.tp != nil {
+		return fmt.Errorf("save %s: the model is a tensor-parallel shard (rank %d of %d), not a whole model", dir, m.tp.rank, m.tp.world)
+	}
 	m.P.Pull()
 	cfg := *m.Cfg
 	switch opts.DType {

@@ -15,6 +15,11 @@ type Model struct {
 	ropeS  *engine.Tensor
 	attDim int // Heads*HeadDim
 	kvDim  int // KVHeads*HeadDim
+	// lc is the configuration the ops compute with: Cfg itself, or on a
+	// tensor-parallel shard Cfg with the rank's heads, KV heads,
+	// intermediate size and vocabulary slice (see Shard).
+	lc *Config
+	tp *tpState // nil: not sharded
 }
 
 // New returns a model on be with HF-style random initialisation from seed.
@@ -28,7 +33,7 @@ func New(cfg *Config, be engine.Backend, seed uint64) *Model {
 // newEmpty lays out a model's host parameters; bind puts it on a backend
 // once the weights are filled in.
 func newEmpty(cfg *Config) *Model {
-	return &Model{Cfg: cfg, P: newParams(cfg), attDim: cfg.Heads * cfg.HeadDim, kvDim: cfg.KVHeads * cfg.HeadDim}
+	return &Model{Cfg: cfg, lc: cfg, P: newParams(cfg), attDim: cfg.Heads * cfg.HeadDim, kvDim: cfg.KVHeads * cfg.HeadDim}
 }
 
 // bind makes be the model's backend: the parameters move to it (a no-op
@@ -176,7 +181,7 @@ func (m *Model) NewActs(b, t int) *Acts { return m.newActs(b, t, false) }
 func (m *Model) NewActsRecompute(b, t int) *Acts { return m.newActs(b, t, true) }
 
 func (m *Model) newActs(b, t int, recompute bool) *Acts {
-	n, c, i := b*t, m.Cfg.Hidden, m.Cfg.Intermediate
+	n, c, i := b*t, m.lc.Hidden, m.lc.Intermediate
 	be := engine.Tagged(m.be, engine.MemActivations)
 	act := func(shape ...int) *engine.Tensor { return be.Alloc(be.ActDType(), shape...) }
 	f32 := func(shape ...int) *engine.Tensor { return be.Alloc(engine.F32, shape...) }
@@ -188,7 +193,7 @@ func (m *Model) newActs(b, t int, recompute bool) *Acts {
 			la = layerActs{
 				ln1: act(n, c), rstd1: f32(n),
 				q: act(n, m.attDim), k: act(n, m.kvDim), v: act(n, m.kvDim),
-				att: act(n, m.attDim), lse: f32(b * m.Cfg.Heads * t),
+				att: act(n, m.attDim), lse: f32(b * m.lc.Heads * t),
 				mid: act(n, c), ln2: act(n, c), rstd2: f32(n),
 				gate: act(n, i), up: act(n, i), sig: act(n, i), act: act(n, i),
 			}
@@ -209,7 +214,7 @@ func (m *Model) newActs(b, t int, recompute bool) *Acts {
 }
 
 func (m *Model) attnShape(a *Acts) engine.AttnShape {
-	return engine.AttnShape{B: a.B, T: a.T, Hq: m.Cfg.Heads, Hk: m.Cfg.KVHeads, D: m.Cfg.HeadDim}
+	return engine.AttnShape{B: a.B, T: a.T, Hq: m.lc.Heads, Hk: m.lc.KVHeads, D: m.lc.HeadDim}
 }
 
 func (a *Acts) positions(b *Batch) []int32 {
@@ -226,7 +231,7 @@ func (m *Model) Forward(a *Acts, b *Batch) {
 		panic(fmt.Sprintf("qwen2.Forward: batch (%d, %d) in activations for (%d, %d)", b.B, b.T, a.B, a.T))
 	}
 	c, ps := m.be, m.P
-	c.EmbeddingForward(a.layers[0].in, ps.embed.cw, b.IDs)
+	m.embedForward(a.layers[0].in, b.IDs)
 	for l := range a.layers {
 		next := a.out
 		if l+1 < len(a.layers) {
@@ -248,10 +253,11 @@ func (m *Model) layerForward(a *Acts, b *Batch, l int, next *engine.Tensor) {
 	c.LinearForward(la.q, la.ln1, lp.q.cw, weightOrNil(lp.qb))
 	c.LinearForward(la.k, la.ln1, lp.k.cw, weightOrNil(lp.kb))
 	c.LinearForward(la.v, la.ln1, lp.v.cw, weightOrNil(lp.vb))
-	c.RoPE(la.q, pos, m.Cfg.Heads, m.ropeC, m.ropeS, false)
-	c.RoPE(la.k, pos, m.Cfg.KVHeads, m.ropeC, m.ropeS, false)
+	c.RoPE(la.q, pos, m.lc.Heads, m.ropeC, m.ropeS, false)
+	c.RoPE(la.k, pos, m.lc.KVHeads, m.ropeC, m.ropeS, false)
 	c.AttentionForward(la.att, la.lse, la.q, la.k, la.v, b.Seg, m.attnShape(a))
 	c.LinearForward(la.mid, la.att, lp.o.cw, nil)
+	m.tp.allReduce(la.mid) // o is row-parallel: each rank holds a partial sum
 	c.Add(la.mid, la.mid, la.in)
 	c.RMSNormForward(la.ln2, la.rstd2, la.mid, lp.ln2.cw, m.Cfg.RMSNormEps)
 	c.LinearForward(la.gate, la.ln2, lp.gate.cw, nil)
@@ -259,6 +265,7 @@ func (m *Model) layerForward(a *Acts, b *Batch, l int, next *engine.Tensor) {
 	c.SwiGLUForward(la.act, la.sig, la.gate, la.up)
 	if next != nil {
 		c.LinearForward(next, la.act, lp.down.cw, nil)
+		m.tp.allReduce(next)
 		c.Add(next, next, la.mid)
 	}
 }
@@ -286,6 +293,9 @@ func (m *Model) Loss(a *Acts, b *Batch, grad bool, scale float32) (float64, int)
 	if b.Targets == nil {
 		panic("qwen2.Loss: batch without targets")
 	}
+	if m.tp != nil {
+		return m.tpLoss(a, b, grad, scale)
+	}
 	if grad {
 		return m.be.LMHeadLoss(a.lnf, m.P.head.cw, b.Targets, a.tokLoss, a.dln, m.P.head.cg, scale)
 	}
@@ -309,6 +319,10 @@ func (a *Acts) Hidden() *engine.Tensor { return a.lnf }
 // Logits writes the logits (len(rows), V) of the given flattened positions
 // after Forward into out, a host F32 tensor.
 func (m *Model) Logits(a *Acts, rows []int, out *engine.Tensor) {
+	if m.tp != nil {
+		m.tpLogits(a, rows, out)
+		return
+	}
 	be := m.be
 	h := be.Alloc(be.ActDType(), len(rows), m.Cfg.Hidden)
 	defer be.Free(h)
@@ -338,24 +352,31 @@ func (m *Model) Backward(a *Acts, b *Batch) {
 		c.SwiGLUBackward(a.dgate, a.dup, a.dac, la.gate, la.up, la.sig)
 		c.LinearBackward(a.dln, lp.gate.cg, nil, a.dgate, la.ln2, lp.gate.cw, false)
 		c.LinearBackward(a.dln, lp.up.cg, nil, a.dup, la.ln2, lp.up.cw, true)
+		// Gate and up are column-parallel: each rank's input gradient is partial.
+		m.tp.allReduce(a.dln)
 		c.RMSNormBackward(a.dres, lp.ln2.cg, a.dln, la.mid, lp.ln2.cw, la.rstd2) // dres is now d(mid)
 		// Attention.
 		c.LinearBackward(a.dat, lp.o.cg, nil, a.dres, la.att, lp.o.cw, false)
 		c.AttentionBackward(a.dq, a.dk, a.dv, a.dat, la.att, la.lse, la.q, la.k, la.v, b.Seg, s)
-		c.RoPE(a.dq, pos, m.Cfg.Heads, m.ropeC, m.ropeS, true)
-		c.RoPE(a.dk, pos, m.Cfg.KVHeads, m.ropeC, m.ropeS, true)
+		c.RoPE(a.dq, pos, m.lc.Heads, m.ropeC, m.ropeS, true)
+		c.RoPE(a.dk, pos, m.lc.KVHeads, m.ropeC, m.ropeS, true)
 		c.LinearBackward(a.dln, lp.q.cg, gradOrNil(lp.qb), a.dq, la.ln1, lp.q.cw, false)
-		c.LinearBackward(a.dln, lp.k.cg, gradOrNil(lp.kb), a.dk, la.ln1, lp.k.cw, true)
-		c.LinearBackward(a.dln, lp.v.cg, gradOrNil(lp.vb), a.dv, la.ln1, lp.v.cw, true)
+		m.kvBackward(a.dln, lp.k, lp.kb, a.dk, la.ln1)
+		m.kvBackward(a.dln, lp.v, lp.vb, a.dv, la.ln1)
+		m.tp.allReduce(a.dln)
 		c.RMSNormBackward(a.dres, lp.ln1.cg, a.dln, la.in, lp.ln1.cw, la.rstd1) // dres is now d(in)
 	}
-	c.EmbeddingBackward(ps.embed.cg, a.dres, b.IDs)
+	m.embedBackward(a.dres, b.IDs)
 }
 
 // TokenStats fills st with the log-probability of each position's target
 // (and the entropy of its distribution when st.Entropy is set) after
 // Forward; positions with IgnoreIndex targets get 0.
 func (m *Model) TokenStats(a *Acts, b *Batch, st engine.TokenStats) {
+	if m.tp != nil {
+		m.tpTokenStats(a, b, st)
+		return
+	}
 	m.be.LMHeadTokenStats(a.lnf, m.P.head.cw, b.Targets, st)
 }
 
@@ -364,5 +385,9 @@ func (m *Model) TokenStats(a *Acts, b *Batch, st engine.TokenStats) {
 // accumulates the lm head gradient; call Backward next. Policy-gradient
 // losses (GRPO) are expressed through these per-token coefficients.
 func (m *Model) TokenGrad(a *Acts, b *Batch, coefLogp, coefEnt []float32) {
+	if m.tp != nil {
+		m.tpTokenGrad(a, b, coefLogp, coefEnt)
+		return
+	}
 	m.be.LMHeadTokenGrad(a.lnf, m.P.head.cw, b.Targets, coefLogp, coefEnt, a.dln, m.P.head.cg)
 }
