@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"unicode"
 
 	"purpcode/generate"
@@ -78,6 +79,10 @@ type Options struct {
 	// OnProgress is called on Run's goroutine as each prompt's samples are
 	// complete, with the prompts done so far and the total to sample.
 	OnProgress func(done, total int)
+	// OnVerified, when set, is called from the scoring goroutines after
+	// each sample is scored with the running counts of samples that reached
+	// MinReward and of samples scored (for a live acceptance rate).
+	OnVerified func(verified, scored int)
 }
 
 // DefaultOptions returns PurpCode's settings: 8 samples at temperature 0.8
@@ -223,6 +228,7 @@ func Run(ctx context.Context, m *qwen2.Model, tok *tokenizer.Tokenizer, scorer S
 	logf("%d prompts (%d skipped) x %d samples, temperature %g, up to %d new tokens", len(prompts), sum.Skipped["too_long"], opts.K, opts.Temperature, opts.MaxNewTokens)
 	params := generate.SamplingParams{Temperature: opts.Temperature, TopP: opts.TopP, MaxNewTokens: opts.MaxNewTokens}
 	done := 0
+	var verified, scored atomic.Int64
 	for start := 0; start < len(prompts); start += chunk {
 		ps := prompts[start:min(start+chunk, len(prompts))]
 		reqs := make([]generate.Request, len(ps))
@@ -249,6 +255,13 @@ func Run(ctx context.Context, m *qwen2.Model, tok *tokenizer.Tokenizer, scorer S
 				return fmt.Errorf("score prompt %q sample %d: %w", row.ID, s.Index, err)
 			}
 			results[i][s.Index] = sample{text: row.Response, tokens: len(s.Tokens), finish: s.FinishReason, score: sc}
+			if opts.OnVerified != nil {
+				v := verified.Load()
+				if sc.Reward >= opts.MinReward {
+					v = verified.Add(1)
+				}
+				opts.OnVerified(int(v), int(scored.Add(1)))
+			}
 			return nil
 		})
 		res.GenerateS += t.Generate
@@ -358,4 +371,9 @@ func Best(cands []Candidate, minReward float64) (best, kept int) {
 // kept >= easyFrac x k (with 8 samples and 0.7, at least 6).
 func IsEasy(kept, k int, easyFrac float64) bool {
 	return k > 0 && float64(kept) >= easyFrac*float64(k)-1e-9
+}
+
+// AcceptanceNote is the progress bar's note for OnVerified's counts.
+func AcceptanceNote(verified, scored int) string {
+	return fmt.Sprintf("%d/%d verified (%.0f%%)", verified, scored, 100*float64(verified)/float64(max(scored, 1)))
 }

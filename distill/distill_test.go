@@ -143,9 +143,22 @@ func TestRun(t *testing.T) {
 	out := t.TempDir()
 	sc := &fakeScorer{}
 	opts := testOptions(out)
+	var mu sync.Mutex
+	var lastV, maxS int
+	opts.OnVerified = func(v, s int) {
+		mu.Lock()
+		defer mu.Unlock()
+		lastV, maxS = max(lastV, v), max(maxS, s)
+	}
 	res, err := Run(context.Background(), m, tok, sc, rows, opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The live counts end at the summary's: every sample scored, the kept
+	// ones verified.
+	if maxS != res.Summary.Total.Samples || lastV != res.Summary.Total.Kept {
+		t.Errorf("OnVerified reached %d verified of %d scored, summary has %d kept of %d samples",
+			lastV, maxS, res.Summary.Total.Kept, res.Summary.Total.Samples)
 	}
 	samples := readJSONL[SampleRecord](t, filepath.Join(out, SamplesFile))
 	if len(samples) != len(rows)*opts.K {

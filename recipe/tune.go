@@ -160,6 +160,7 @@ func (r *recipe) distill(ctx context.Context, rows []oracle.Row, dir string) (di
 	oc.CodeSec.NoCodeScore = r.cfg.RL.NoCodeScore
 	bar := r.out.Counter("distill", "samples", opts.K)
 	opts.OnProgress = bar.Update
+	opts.OnVerified = func(verified, scored int) { bar.Note(distill.AcceptanceNote(verified, scored)) }
 	res, err := distill.Run(ctx, m, tok, oracle.NewScorer(r.an, r.sb, r.opts.Judge, oc), rows, opts)
 	bar.Done()
 	if err != nil {

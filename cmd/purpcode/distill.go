@@ -108,6 +108,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 	opts.Log = pout
 	bar := pout.Counter("distill", "samples", opts.K)
 	opts.OnProgress = bar.Update
+	opts.OnVerified = func(verified, scored int) { bar.Note(distill.AcceptanceNote(verified, scored)) }
 	res, err := distill.Run(ctx, m, tok, scorer, rows, opts)
 	bar.Done()
 	if err != nil {

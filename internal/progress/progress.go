@@ -315,6 +315,7 @@ type Counter struct {
 	start      time.Time
 	mu         sync.Mutex
 	bar        *Bar
+	note       string
 }
 
 // Counter returns a Counter whose items count per units each (a prompt
@@ -330,9 +331,17 @@ func (c *Counter) Update(done, total int) {
 	if c.bar == nil {
 		c.bar = c.o.start(c.name, c.unit, 0, int64(total)*c.per, c.start)
 	}
-	b := c.bar
+	b, note := c.bar, c.note
 	c.mu.Unlock()
-	b.Set(int64(done)*c.per, "")
+	b.Set(int64(done)*c.per, note)
+}
+
+// Note sets the text shown after the counts from the next Update on (e.g.
+// an acceptance rate); safe for concurrent use.
+func (c *Counter) Note(note string) {
+	c.mu.Lock()
+	c.note = note
+	c.mu.Unlock()
 }
 
 // Done ends the bar, if it started.
