@@ -14,15 +14,23 @@ func (b *Backend) EmbeddingForward(out, table *engine.Tensor, ids []int32) {
 	if out.Numel() != len(ids)*c {
 		panic(fmt.Sprintf("cuda.EmbeddingForward: out %s for %d ids and table %s", engine.ShapeString(out.Shape), len(ids), engine.ShapeString(table.Shape)))
 	}
-	b.gather("EmbeddingForward", out, table, b.ints("ids", ids), len(ids), c, v)
+	b.gather("EmbeddingForward", "ids", out, table, ids, c, v)
 }
 
-// gather runs embedding_fwd: dst row r = src row idx[r], bf16.
-func (b *Backend) gather(op string, dst, src *engine.Tensor, idx kernels.DevicePtr, n, c, rows int) {
+// gather runs embedding_fwd: dst row r = src row idx[r], bf16. The
+// indices are checked here, on the host, so that no op has to wait for
+// the device to read the kernel's error flag (which stays a second line of
+// defence, read at the next synchronising op).
+func (b *Backend) gather(op, slot string, dst, src *engine.Tensor, idx []int32, c, rows int) {
 	mustType(op, "dst", dst, engine.BF16)
 	mustType(op, "src", src, engine.BF16)
-	b.launch("embedding_fwd", grid1(n, 1), block(256), dst.Dev, src.Dev, idx, int32(n), int32(c), int32(rows), b.errBuf)
-	b.checkErr(op, "index outside the table")
+	for r, id := range idx {
+		if id < 0 || int(id) >= rows {
+			panic(fmt.Sprintf("cuda.%s: index %d at row %d outside a table of %d rows", op, id, r, rows))
+		}
+	}
+	n := len(idx)
+	b.launch("embedding_fwd", grid1(n, 1), block(256), dst.Dev, src.Dev, b.ints(slot, idx), int32(n), int32(c), int32(rows), b.errBuf)
 }
 
 // GatherRows copies rows[i] of src (N, C) into row i of dst, bf16.
@@ -36,7 +44,7 @@ func (b *Backend) GatherRows(dst, src *engine.Tensor, rows []int) {
 	for i, r := range rows {
 		idx[i] = int32(r)
 	}
-	b.gather("GatherRows", dst, src, b.ints("rows", idx), len(rows), c, n)
+	b.gather("GatherRows", "rows", dst, src, idx, c, n)
 }
 
 // EmbeddingBackward accumulates dtable[ids[r]] += dout[r] into the F32
@@ -99,13 +107,17 @@ func (b *Backend) RoPE(x *engine.Tensor, pos []int32, heads int, cos, sin *engin
 	if n != len(pos) || width%heads != 0 || cos.Shape[1] != width/heads/2 {
 		panic(fmt.Sprintf("cuda.RoPE: x %s for %d positions, %d heads and table %s", engine.ShapeString(x.Shape), len(pos), heads, engine.ShapeString(cos.Shape)))
 	}
+	for r, p := range pos {
+		if p < 0 || int(p) >= cos.Shape[0] {
+			panic(fmt.Sprintf("cuda.RoPE: position %d at row %d beyond the table's %d", p, r, cos.Shape[0]))
+		}
+	}
 	inv := int32(0)
 	if inverse {
 		inv = 1
 	}
 	b.launch("rope", grid1(n, 1), block(128), x.Dev, b.ints("pos", pos), cos.Dev, sin.Dev,
 		int32(n), int32(heads), int32(width/heads), int64(width), int32(cos.Shape[0]), inv, b.errBuf)
-	b.checkErr("RoPE", "position beyond the table")
 }
 
 // SwiGLUForward computes out = silu(gate) * up, bf16. sig is not used: the

@@ -86,7 +86,7 @@ func (b *Backend) lmHead(op string, chunk int, h, w *engine.Tensor, hr headRows,
 		hs = h.View(int(hr.ids[0])*c, m, c)
 	} else {
 		hs = b.bf16Scratch("lmhead.h", m, c)
-		b.gather(op, hs, h, b.ints("lmhead.rows", hr.ids), m, c, n)
+		b.gather(op, "lmhead.rows", hs, h, hr.ids, c, n)
 	}
 	if dh != nil {
 		if hr.contiguous {
@@ -133,7 +133,7 @@ func (b *Backend) lmHead(op string, chunk int, h, w *engine.Tensor, hr headRows,
 		for k, r := range hr.ids {
 			inv[r] = int32(k)
 		}
-		b.gather(op, dh, dhs, b.ints("lmhead.inv", inv), n, c, m+1)
+		b.gather(op, "lmhead.inv", dh, dhs, inv, c, m+1)
 	}
 	b.checkErr(op, "target outside the vocabulary")
 }

@@ -96,5 +96,5 @@ func (b *Backend) Copy(dst, src *engine.Tensor) {
 	}
 	d := &engine.Tensor{DType: engine.BF16, Shape: []int{rows, cols}, Dev: dst.Dev}
 	s := &engine.Tensor{DType: engine.BF16, Shape: []int{rows, cols}, Dev: src.Dev}
-	b.gather("Copy", d, s, b.ints("copy.rows", idx), rows, cols, rows)
+	b.gather("Copy", "copy.rows", d, s, idx, cols, rows)
 }
