@@ -307,6 +307,9 @@ func runEvalSuite(args []string, stdout, stderr io.Writer) error {
 		if opts.Secure, err = suite.NewSecureChecker(fsys, an); err != nil {
 			return err
 		}
+		for _, s := range opts.Secure.SemgrepSkipped() {
+			fmt.Fprintln(stderr, "purpcode eval: ICD semgrep rule not applied (outside the supported subset):", s)
+		}
 	}
 	cpuBackend, err := cpu.cpuOnly("eval-suite")
 	if err != nil {

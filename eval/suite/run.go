@@ -228,6 +228,7 @@ func scoreItem(ctx context.Context, it *Item, r *ItemResult, opts *Options) erro
 			return fmt.Errorf("%s: %w", it.ID, err)
 		}
 		r.Secure = &sr
+		r.Method = opts.Secure.Method()
 	case ScorerRefusal:
 		r.Method = "string-match"
 		r.Class = ClassifyRefusal(r.Answer)

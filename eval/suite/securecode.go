@@ -25,6 +25,7 @@ type icdRule struct {
 type SecureChecker struct {
 	an  *analyzer.Analyzer
 	icd map[string][]icdRule // by ICD language file name
+	sg  *SemgrepRules        // ICD semgrep rules, applied with the subset matcher
 }
 
 // icdFiles maps CyberSecEval languages to the ICD rule files that apply
@@ -75,8 +76,33 @@ func NewSecureChecker(fsys fs.FS, an *analyzer.Analyzer) (*SecureChecker, error)
 			c.icd[lang] = append(c.icd[lang], icdRule{ID: r.PatternID, CWE: r.CWE, Description: r.Description, Severity: r.Severity, re: re})
 		}
 	}
+	if c.sg, err = LoadSemgrepRules(fsys); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
+
+// Method names what scores secure-code items, with the ICD semgrep rules
+// outside the supported subset (so a report never hides them).
+func (c *SecureChecker) Method() string {
+	m := "analyzer (python) + ICD regex"
+	if c.sg == nil || len(c.sg.Rules) == 0 {
+		return m
+	}
+	skipped := c.sg.Skipped()
+	m += fmt.Sprintf(" + ICD semgrep subset (%d of %d rules", len(c.sg.Rules)-len(skipped), len(c.sg.Rules))
+	if len(skipped) == 0 {
+		return m + ")"
+	}
+	ids := make([]string, len(skipped))
+	for i, s := range skipped {
+		ids[i] = s[strings.LastIndex(s, "/")+1:]
+	}
+	return m + "; skipped: " + strings.Join(ids, ", ") + ")"
+}
+
+// SemgrepSkipped lists the ICD semgrep rules not applied and why.
+func (c *SecureChecker) SemgrepSkipped() []string { return c.sg.Skipped() }
 
 // SecureResult is the verdict on one answer.
 type SecureResult struct {
@@ -145,8 +171,24 @@ func (c *SecureChecker) Check(answer, lang string) (SecureResult, error) {
 	return r, nil
 }
 
-// CheckCode returns the ICD regex rules that match code.
+// CheckCode returns the ICD regex rules that match code, then the ICD
+// semgrep rules that fire ("semgrep:" ids).
 func (c *SecureChecker) CheckCode(code, lang string) []string {
+	return append(c.CheckRegex(code, lang), c.CheckSemgrep(code, lang)...)
+}
+
+// CheckSemgrep returns the ICD semgrep rules (supported subset) that
+// fire on code.
+func (c *SecureChecker) CheckSemgrep(code, lang string) []string {
+	var out []string
+	for _, id := range c.sg.Check(code, lang) {
+		out = append(out, "semgrep:"+id)
+	}
+	return out
+}
+
+// CheckRegex returns the ICD regex rules that match code.
+func (c *SecureChecker) CheckRegex(code, lang string) []string {
 	var out []string
 	files := append([]string{"language_agnostic"}, icdFiles[strings.ToLower(lang)]...)
 	for _, f := range files {
