@@ -143,7 +143,6 @@ type layerActs struct {
 	mid        *engine.Tensor // (N, C) residual after attention
 	ln2, rstd2 *engine.Tensor
 	gate, up   *engine.Tensor // (N, I)
-	sig        *engine.Tensor // (N, I) sigmoid(gate), saved for backward
 	act        *engine.Tensor // (N, I) silu(gate)*up
 }
 
@@ -195,7 +194,7 @@ func (m *Model) newActs(b, t int, recompute bool) *Acts {
 				q: act(n, m.attDim), k: act(n, m.kvDim), v: act(n, m.kvDim),
 				att: act(n, m.attDim), lse: f32(b * m.lc.Heads * t),
 				mid: act(n, c), ln2: act(n, c), rstd2: f32(n),
-				gate: act(n, i), up: act(n, i), sig: act(n, i), act: act(n, i),
+				gate: act(n, i), up: act(n, i), act: act(n, i),
 			}
 			shared = la
 		}
@@ -262,7 +261,10 @@ func (m *Model) layerForward(a *Acts, b *Batch, l int, next *engine.Tensor) {
 	c.RMSNormForward(la.ln2, la.rstd2, la.mid, lp.ln2.cw, m.Cfg.RMSNormEps)
 	c.LinearForward(la.gate, la.ln2, lp.gate.cw, nil)
 	c.LinearForward(la.up, la.ln2, lp.up.cw, nil)
-	c.SwiGLUForward(la.act, la.sig, la.gate, la.up)
+	// sigmoid(gate) is not kept: backward recomputes it, which costs one
+	// exp per element and saves an (N, I) activation per layer (the
+	// largest one; the CUDA kernels never had a use for it).
+	c.SwiGLUForward(la.act, nil, la.gate, la.up)
 	if next != nil {
 		c.LinearForward(next, la.act, lp.down.cw, nil)
 		m.tp.allReduce(next)
@@ -349,7 +351,7 @@ func (m *Model) Backward(a *Acts, b *Batch) {
 		}
 		// MLP: dres is the gradient of the layer output.
 		c.LinearBackward(a.dac, lp.down.cg, nil, a.dres, la.act, lp.down.cw, false)
-		c.SwiGLUBackward(a.dgate, a.dup, a.dac, la.gate, la.up, la.sig)
+		c.SwiGLUBackward(a.dgate, a.dup, a.dac, la.gate, la.up, nil)
 		c.LinearBackward(a.dln, lp.gate.cg, nil, a.dgate, la.ln2, lp.gate.cw, false)
 		c.LinearBackward(a.dln, lp.up.cg, nil, a.dup, la.ln2, lp.up.cw, true)
 		// Gate and up are column-parallel: each rank's input gradient is partial.
