@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"purpcode/internal/retry"
 )
 
 // Endpoint is an OpenAI-compatible chat completions server (vLLM, SGLang,
@@ -140,26 +142,18 @@ func (ep *Endpoint) complete(ctx context.Context, r Request) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode request: %w", err)
 	}
-	var last error
-	for attempt := 0; attempt <= ep.Retries; attempt++ {
-		if attempt > 0 {
-			select {
-			case <-time.After(ep.Backoff << (attempt - 1)):
-			case <-ctx.Done():
-				return "", ctx.Err()
-			}
-		}
-		text, err := ep.once(ctx, payload)
-		if err == nil {
-			return text, nil
-		}
-		last = err
+	permanent := func(err error) bool {
 		var perm errPermanent
-		if errors.As(err, &perm) || ctx.Err() != nil {
-			break
-		}
+		return errors.As(err, &perm)
 	}
-	return "", fmt.Errorf("endpoint %s: %w", ep.URL, last)
+	text, err := retry.Do(ctx, ep.Retries, ep.Backoff, permanent, func(ctx context.Context) (string, error) { return ep.once(ctx, payload) })
+	if err != nil {
+		if err == ctx.Err() {
+			return "", err
+		}
+		return "", fmt.Errorf("endpoint %s: %w", ep.URL, err)
+	}
+	return text, nil
 }
 
 func (ep *Endpoint) once(ctx context.Context, payload []byte) (string, error) {

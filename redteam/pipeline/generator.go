@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"purpcode/internal/retry"
 	"purpcode/redteam"
 )
 
@@ -73,26 +74,18 @@ func (e *Endpoint) Complete(ctx context.Context, msgs []redteam.Message, s Sampl
 	if err != nil {
 		return "", fmt.Errorf("encode request: %w", err)
 	}
-	var last error
-	for attempt := 0; attempt <= max(e.Retries, 0); attempt++ {
-		if attempt > 0 {
-			select {
-			case <-time.After(e.Backoff << (attempt - 1)):
-			case <-ctx.Done():
-				return "", ctx.Err()
-			}
-		}
-		text, err := e.post(ctx, payload)
-		if err == nil {
-			return text, nil
-		}
-		last = err
+	permanent := func(err error) bool {
 		var se *StatusError
-		if ctx.Err() != nil || errors.As(err, &se) && !se.retryable() {
-			break
-		}
+		return errors.As(err, &se) && !se.retryable()
 	}
-	return "", fmt.Errorf("endpoint %s: %w", e.URL, last)
+	text, err := retry.Do(ctx, e.Retries, e.Backoff, permanent, func(ctx context.Context) (string, error) { return e.post(ctx, payload) })
+	if err != nil {
+		if err == ctx.Err() {
+			return "", err
+		}
+		return "", fmt.Errorf("endpoint %s: %w", e.URL, err)
+	}
+	return text, nil
 }
 
 func (e *Endpoint) post(ctx context.Context, payload []byte) (string, error) {
