@@ -43,17 +43,25 @@ func checkPaged(op string, p engine.PagedRows, rows int, caches ...*engine.Tenso
 	}
 }
 
+// pagedOperands checks a paged op's cache layers and its two (rows, heads*D)
+// bf16 row operands x and y (k and v, or q and out) and returns rows and
+// the row width.
+func pagedOperands(op string, p engine.PagedRows, heads int, kc, vc, x, y *engine.Tensor) (rows, width int) {
+	mustDev(op, kc, vc, x, y)
+	rows, width = rowsCols(x)
+	checkPaged(op, p, rows, kc, vc)
+	if width != heads*p.D || y.Numel() != x.Numel() {
+		panic(fmt.Sprintf("cuda.%s: operands %s and %s for %d heads of %d", op, engine.ShapeString(x.Shape), engine.ShapeString(y.Shape), heads, p.D))
+	}
+	mustType(op, "row operand", x, engine.BF16)
+	mustType(op, "row operand", y, engine.BF16)
+	return rows, width
+}
+
 // PagedKVWrite stores each row's key and value (bf16, after RoPE) in the
 // cache layer at its sequence's position.
 func (b *Backend) PagedKVWrite(kc, vc, k, v *engine.Tensor, p engine.PagedRows) {
-	mustDev("PagedKVWrite", kc, vc, k, v)
-	rows, w := rowsCols(k)
-	checkPaged("PagedKVWrite", p, rows, kc, vc)
-	if w != p.Hk*p.D || v.Numel() != k.Numel() {
-		panic(fmt.Sprintf("cuda.PagedKVWrite: k %s, v %s for %d kv heads of %d", engine.ShapeString(k.Shape), engine.ShapeString(v.Shape), p.Hk, p.D))
-	}
-	mustType("PagedKVWrite", "k", k, engine.BF16)
-	mustType("PagedKVWrite", "v", v, engine.BF16)
+	rows, w := pagedOperands("PagedKVWrite", p, p.Hk, kc, vc, k, v)
 	tables, seq, pos := b.pagedArgs(p, false)
 	b.launch("paged_kv_write", grid1(rows, 1), block(128), kc.Dev, vc.Dev, k.Dev, v.Dev, int64(w),
 		tables, int32(p.MaxBlocks), seq, pos, int32(rows), int32(p.Hk), int32(p.D), int32(p.BlockSize))
@@ -61,14 +69,7 @@ func (b *Backend) PagedKVWrite(kc, vc, k, v *engine.Tensor, p engine.PagedRows) 
 
 // PagedAttention runs paged_attn over the rows not skipped.
 func (b *Backend) PagedAttention(out, q, kc, vc *engine.Tensor, p engine.PagedRows) {
-	mustDev("PagedAttention", out, q, kc, vc)
-	rows, w := rowsCols(q)
-	checkPaged("PagedAttention", p, rows, kc, vc)
-	if w != p.Hq*p.D || out.Numel() != q.Numel() {
-		panic(fmt.Sprintf("cuda.PagedAttention: q %s, out %s for %d heads of %d", engine.ShapeString(q.Shape), engine.ShapeString(out.Shape), p.Hq, p.D))
-	}
-	mustType("PagedAttention", "q", q, engine.BF16)
-	mustType("PagedAttention", "out", out, engine.BF16)
+	rows, w := pagedOperands("PagedAttention", p, p.Hq, kc, vc, q, out)
 	tables, seq, pos := b.pagedArgs(p, true)
 	grid := grid1(rows, 1)
 	grid.Y = uint32(p.Hq)
