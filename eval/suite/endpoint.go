@@ -1,10 +1,8 @@
 package suite
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"purpcode/internal/retry"
+	"purpcode/internal/chatapi"
 )
 
 // Endpoint is an OpenAI-compatible chat completions server (vLLM, SGLang,
@@ -129,66 +127,12 @@ func (ep *Endpoint) Generate(ctx context.Context, reqs []Request, done func(int,
 	return ctx.Err()
 }
 
-// errPermanent marks a reply that retrying will not change (4xx).
-type errPermanent struct{ error }
-
 func (ep *Endpoint) complete(ctx context.Context, r Request) (string, error) {
 	body := map[string]any{"model": ep.Model, "messages": r.Messages, "max_tokens": r.Sampling.MaxTokens,
 		"temperature": r.Sampling.Temperature, "seed": r.Sampling.Seed}
 	if r.Sampling.TopP > 0 {
 		body["top_p"] = r.Sampling.TopP
 	}
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return "", fmt.Errorf("encode request: %w", err)
-	}
-	permanent := func(err error) bool {
-		var perm errPermanent
-		return errors.As(err, &perm)
-	}
-	text, err := retry.Do(ctx, ep.Retries, ep.Backoff, permanent, func(ctx context.Context) (string, error) { return ep.once(ctx, payload) })
-	if err != nil {
-		if err == ctx.Err() {
-			return "", err
-		}
-		return "", fmt.Errorf("endpoint %s: %w", ep.URL, err)
-	}
-	return text, nil
-}
-
-func (ep *Endpoint) once(ctx context.Context, payload []byte) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, ep.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(ep.URL, "/")+"/chat/completions", bytes.NewReader(payload))
-	if err != nil {
-		return "", errPermanent{err}
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := ep.Client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return "", fmt.Errorf("read reply: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		err := fmt.Errorf("status %d: %s", resp.StatusCode, clip(string(raw), 300))
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusRequestTimeout {
-			return "", errPermanent{err}
-		}
-		return "", err
-	}
-	var out struct {
-		Choices []struct {
-			Message struct {
-				Content *string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil || len(out.Choices) == 0 || out.Choices[0].Message.Content == nil {
-		return "", fmt.Errorf("malformed reply (no choices[0].message.content): %s", clip(string(raw), 300))
-	}
-	return *out.Choices[0].Message.Content, nil
+	c := chatapi.Client{URL: ep.URL, Retries: ep.Retries, Backoff: ep.Backoff, Timeout: ep.Timeout, HTTP: ep.Client}
+	return c.Complete(ctx, body)
 }

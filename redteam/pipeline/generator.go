@@ -1,17 +1,12 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 
-	"purpcode/internal/retry"
+	"purpcode/internal/chatapi"
 	"purpcode/redteam"
 )
 
@@ -34,20 +29,10 @@ type Sampling struct {
 }
 
 // ErrMalformedReply marks a reply that is not an OpenAI chat completion.
-var ErrMalformedReply = errors.New("malformed reply")
+var ErrMalformedReply = chatapi.ErrMalformedReply
 
 // StatusError is a non-200 HTTP reply.
-type StatusError struct {
-	Code int
-	Body string
-}
-
-func (e *StatusError) Error() string { return fmt.Sprintf("status %d: %s", e.Code, e.Body) }
-
-// retryable reports whether the reply might differ on another attempt.
-func (e *StatusError) retryable() bool {
-	return e.Code == http.StatusTooManyRequests || e.Code == http.StatusRequestTimeout || e.Code >= 500
-}
+type StatusError = chatapi.StatusError
 
 // Endpoint is a Generator over an OpenAI-compatible /chat/completions
 // server (`purpcode serve`, vLLM, a hosted API).
@@ -69,70 +54,9 @@ func (e *Endpoint) Name() string { return "endpoint:" + e.Model }
 
 // Complete implements Generator.
 func (e *Endpoint) Complete(ctx context.Context, msgs []redteam.Message, s Sampling) (string, error) {
-	payload, err := json.Marshal(map[string]any{"model": e.Model, "messages": msgs,
+	c := chatapi.Client{URL: e.URL, Retries: max(e.Retries, 0), Backoff: e.Backoff, Timeout: e.Timeout, HTTP: e.Client}
+	return c.Complete(ctx, map[string]any{"model": e.Model, "messages": msgs,
 		"temperature": s.Temperature, "max_tokens": s.MaxTokens, "seed": s.Seed})
-	if err != nil {
-		return "", fmt.Errorf("encode request: %w", err)
-	}
-	permanent := func(err error) bool {
-		var se *StatusError
-		return errors.As(err, &se) && !se.retryable()
-	}
-	text, err := retry.Do(ctx, e.Retries, e.Backoff, permanent, func(ctx context.Context) (string, error) { return e.post(ctx, payload) })
-	if err != nil {
-		if err == ctx.Err() {
-			return "", err
-		}
-		return "", fmt.Errorf("endpoint %s: %w", e.URL, err)
-	}
-	return text, nil
-}
-
-func (e *Endpoint) post(ctx context.Context, payload []byte) (string, error) {
-	if e.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.Timeout)
-		defer cancel()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(e.URL, "/")+"/chat/completions", bytes.NewReader(payload))
-	if err != nil {
-		return "", fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	client := e.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return "", fmt.Errorf("read reply: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", &StatusError{Code: resp.StatusCode, Body: clip(string(raw), 200)}
-	}
-	var out struct {
-		Choices []struct {
-			Message struct {
-				Content *string `json:"content"`
-			} `json:"message"`
-		} `json:"choices"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil || len(out.Choices) == 0 || out.Choices[0].Message.Content == nil {
-		return "", fmt.Errorf("%w: %s", ErrMalformedReply, clip(string(raw), 200))
-	}
-	return *out.Choices[0].Message.Content, nil
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }
 
 // Rejection reasons recorded per item.
