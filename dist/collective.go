@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -18,7 +19,8 @@ import (
 )
 
 // TCPComm is the CPU backend: a full mesh of TCP connections, one per pair
-// of ranks, built by Connect.
+// of ranks, built by Connect. It owns the connections: its sub-communicators
+// (Sub, NewGrid) send over the same ones, and its Close ends them all.
 type TCPComm struct {
 	rank, size int
 	peers      []net.Conn // data connections; peers[rank] is nil
@@ -29,18 +31,59 @@ type TCPComm struct {
 	ctrl     []net.Conn
 	ctrlDone []chan struct{} // closed when ctrl[q]'s reader returns
 	timeout  time.Duration
-	seq      uint64
-	broken   error
-	closed   bool
-	scratch  []byte
+	// world is the Comm of all ranks; the TCPComm's collectives are its.
+	world *group
+	// broken is the first failure of the world or of any of its groups:
+	// they share the connections, so one failure ends them all.
+	broken  error
+	closed  bool
+	scratch []byte // shared by the world and its groups (one call at a time)
+	// busy is set while a collective of the world or one of its groups
+	// runs: they share the connections and the scratch memory, so a
+	// second, concurrent call is refused instead of mixing their frames.
+	busy atomic.Bool
 	// sendHook, when set (tests), runs before every message is sent; it
 	// lets a test perturb the order in which messages arrive.
 	sendHook func(peer int)
 
 	mu       sync.Mutex
-	notices  []*notice // notices[q]: what peer q reported before leaving
-	inflight func()    // wakes the exchange in flight, if any
+	notices  []*notice      // notices[q]: what peer q reported before leaving
+	inflight func()         // wakes the exchange in flight, if any
+	subs     map[string]int // how many groups of each member list exist (see Sub)
 }
+
+// newTCPComm is rank o.Rank's TCPComm before its connections are made.
+func newTCPComm(o Options) *TCPComm {
+	c := &TCPComm{
+		rank: o.Rank, size: o.WorldSize, timeout: o.Timeout, sendHook: o.sendHook,
+		peers: make([]net.Conn, o.WorldSize), ctrl: make([]net.Conn, o.WorldSize),
+		ctrlDone: make([]chan struct{}, o.WorldSize), notices: make([]*notice, o.WorldSize),
+	}
+	members := make([]int, o.WorldSize)
+	for r := range members {
+		members[r] = r
+	}
+	c.world = &group{m: c, rank: o.Rank, members: members}
+	return c
+}
+
+// group is a communicator over a TCPComm's connections: the world itself
+// (id 0) or a sub-communicator of some of its ranks. Ranks inside a group
+// are indices into members, which holds their world ranks; errors and
+// notices always name world ranks.
+type group struct {
+	m       *TCPComm
+	rank    int   // this process's index in members
+	members []int // world rank of each group rank, in group-rank order
+	// id tells the group's frames apart from those of the world and of
+	// the other groups on the same connections (see Sub).
+	id     uint32
+	name   string // e.g. "tp group [2 3]"; "" for the world
+	seq    uint64
+	closed bool
+}
+
+var _ Comm = (*group)(nil)
 
 // notice is a failure report from a peer: it lost rank Blame.
 type notice struct {
@@ -56,13 +99,20 @@ func (c *TCPComm) Rank() int { return c.rank }
 // Size implements Comm.
 func (c *TCPComm) Size() int { return c.size }
 
-// Close implements Comm.
+// Close implements Comm. It closes the connections, so it also ends every
+// group made from c.
 func (c *TCPComm) Close() error {
 	if c.broken == nil {
 		c.broken = ErrClosed
 	}
 	return c.closeConns()
 }
+
+// Rank implements Comm.
+func (g *group) Rank() int { return g.rank }
+
+// Size implements Comm.
+func (g *group) Size() int { return len(g.members) }
 
 func (c *TCPComm) closeConns() error {
 	if c.closed {
@@ -107,10 +157,11 @@ func (o opcode) String() string {
 	return fmt.Sprintf("op%d", uint32(o))
 }
 
-// A frame is a 24-byte header (kind, reserved, sequence number, payload
-// length, little endian) and the payload in host byte order; all ranks are
-// assumed to share one byte order (every supported 64-bit target is little
-// endian).
+// A frame is a 24-byte header (kind, group id, the group's sequence
+// number, payload length, little endian) and the payload in host byte
+// order; all ranks are assumed to share one byte order (every supported
+// 64-bit target is little endian). The world's group id is 0, so a run
+// without groups sends the frames it sent before groups existed.
 const headerLen = 24
 
 // xfer is what one collective step sends to and receives from one peer.
@@ -120,15 +171,26 @@ type xfer struct {
 }
 
 // exchange runs one step of a collective: every send and receive of xs
-// (indexed by peer) concurrently, under one deadline. The first peer that
-// fails aborts the others, and the Comm is broken afterwards: its
-// connections are closed, after telling the peers which rank was lost.
-func (c *TCPComm) exchange(ctx context.Context, name string, op opcode, xs []xfer) error {
+// (indexed by group rank) concurrently, under one deadline. The first peer
+// that fails aborts the others, and the world and all its groups are broken
+// afterwards: the connections are closed, after telling the peers which
+// rank was lost. Everything it reports (PeerError, notices) names world
+// ranks.
+func (g *group) exchange(ctx context.Context, name string, op opcode, xs []xfer) error {
+	c := g.m
+	if g.closed {
+		return ErrClosed
+	}
 	if c.broken != nil {
 		return c.broken
 	}
-	c.seq++
-	label := fmt.Sprintf("%s #%d", name, c.seq)
+	g.seq++
+	label := fmt.Sprintf("%s #%d", name, g.seq)
+	if g.name != "" {
+		label += " in " + g.name
+	}
+	// From here on xs is indexed by world rank, like the connections.
+	xs = g.toWorld(xs)
 	if err := ctx.Err(); err != nil {
 		// Send nothing: the peers must not complete a step this rank left.
 		return c.fail(fmt.Errorf("dist: %s: %w", label, err), c.rank)
@@ -196,14 +258,14 @@ func (c *TCPComm) exchange(ctx context.Context, name string, op opcode, xs []xfe
 				if c.sendHook != nil {
 					c.sendHook(q)
 				}
-				if err := writeFrame(c.peers[q], op, c.seq, x.send); err != nil {
+				if err := writeFrame(c.peers[q], op, g.id, g.seq, x.send); err != nil {
 					fail(q, fmt.Errorf("send: %w", err))
 				}
 			})
 		}
 		if x.doRecv {
 			wg.Go(func() {
-				if err := readFrame(c.peers[q], op, c.seq, x.recv); err != nil {
+				if err := readFrame(c.peers[q], op, g.id, g.seq, x.recv); err != nil {
 					fail(q, err)
 				}
 			})
@@ -363,9 +425,10 @@ func (c *TCPComm) watch(q int) {
 	}
 }
 
-func writeFrame(w net.Conn, op opcode, seq uint64, payload []byte) error {
+func writeFrame(w net.Conn, op opcode, id uint32, seq uint64, payload []byte) error {
 	var hdr [headerLen]byte
 	binary.LittleEndian.PutUint32(hdr[0:], uint32(op))
+	binary.LittleEndian.PutUint32(hdr[4:], id)
 	binary.LittleEndian.PutUint64(hdr[8:], seq)
 	binary.LittleEndian.PutUint64(hdr[16:], uint64(len(payload)))
 	bufs := net.Buffers{hdr[:], payload}
@@ -373,20 +436,29 @@ func writeFrame(w net.Conn, op opcode, seq uint64, payload []byte) error {
 	return err
 }
 
-func readFrame(r net.Conn, op opcode, seq uint64, dst []byte) error {
+func readFrame(r net.Conn, op opcode, id uint32, seq uint64, dst []byte) error {
 	var hdr [headerLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return err
 	}
 	gotOp := opcode(binary.LittleEndian.Uint32(hdr[0:]))
+	gotID := binary.LittleEndian.Uint32(hdr[4:])
 	gotSeq := binary.LittleEndian.Uint64(hdr[8:])
 	gotLen := binary.LittleEndian.Uint64(hdr[16:])
-	if gotOp != op || gotSeq != seq || gotLen != uint64(len(dst)) {
-		return fmt.Errorf("collectives out of step: peer sent %s #%d of %d bytes, this rank expects %s #%d of %d bytes (different call order or buffer sizes)",
-			gotOp, gotSeq, gotLen, op, seq, len(dst))
+	if gotOp != op || gotID != id || gotSeq != seq || gotLen != uint64(len(dst)) {
+		return fmt.Errorf("collectives out of step: peer sent %s of %d bytes, this rank expects %s of %d bytes (different call order, groups or buffer sizes)",
+			stepName(gotOp, gotID, gotSeq), gotLen, stepName(op, id, seq), len(dst))
 	}
 	_, err := io.ReadFull(r, dst)
 	return err
+}
+
+// stepName names one step of a collective in a frame mismatch.
+func stepName(op opcode, id uint32, seq uint64) string {
+	if id == 0 {
+		return fmt.Sprintf("%s #%d", op, seq)
+	}
+	return fmt.Sprintf("%s #%d of group %08x", op, seq, id)
 }
 
 // elem is an element type the collectives move: fp32, bf16 bits or fp64.
@@ -400,8 +472,10 @@ func asBytes[T elem](s []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(z)))
 }
 
-// scratchOf returns n elements of reusable scratch memory.
-func scratchOf[T elem](c *TCPComm, n int) []T {
+// scratchOf returns n elements of reusable scratch memory, shared by the
+// world and its groups.
+func scratchOf[T elem](g *group, n int) []T {
+	c := g.m
 	var z T
 	nb := n * int(unsafe.Sizeof(z))
 	if cap(c.scratch) < nb {
@@ -449,16 +523,25 @@ func sumBF16(dst []uint16, srcs [][]uint16) {
 	}
 }
 
+// toWorld re-indexes a step's transfers from group ranks to world ranks.
+func (g *group) toWorld(xs []xfer) []xfer {
+	w := make([]xfer, g.m.size)
+	for i, x := range xs {
+		w[g.members[i]] = x
+	}
+	return w
+}
+
 // reduceToOwner sends chunk q of in to rank q, receives this rank's chunk
 // from every peer and writes their rank-ordered sum to out (which may be
 // this rank's chunk of in).
-func reduceToOwner[T elem](ctx context.Context, c *TCPComm, name string, in, out []T, sum func([]T, [][]T)) error {
-	n, p, r := len(in), c.size, c.rank
+func reduceToOwner[T elem](ctx context.Context, g *group, name string, in, out []T, sum func([]T, [][]T)) error {
+	n, p, r := len(in), g.Size(), g.rank
 	lo, hi := ChunkRange(n, p, r)
 	if len(out) != hi-lo {
-		return fmt.Errorf("dist: %s: rank %d's output has %d elements, want %d (chunk of %d over %d ranks)", name, r, len(out), hi-lo, n, p)
+		return fmt.Errorf("dist: %s: rank %d's output has %d elements, want %d (chunk of %d over %d ranks)", g.what(name), g.members[r], len(out), hi-lo, n, p)
 	}
-	scratch := scratchOf[T](c, (p-1)*(hi-lo))
+	scratch := scratchOf[T](g, (p-1)*(hi-lo))
 	srcs := make([][]T, p)
 	xs := make([]xfer, p)
 	for q, i := 0, 0; q < p; q++ {
@@ -471,7 +554,7 @@ func reduceToOwner[T elem](ctx context.Context, c *TCPComm, name string, in, out
 		i++
 		xs[q] = xfer{send: asBytes(in[qlo:qhi]), recv: asBytes(srcs[q]), doSend: true, doRecv: true}
 	}
-	if err := c.exchange(ctx, name, opReduce, xs); err != nil {
+	if err := g.exchange(ctx, name, opReduce, xs); err != nil {
 		return err
 	}
 	sum(out, srcs)
@@ -480,8 +563,8 @@ func reduceToOwner[T elem](ctx context.Context, c *TCPComm, name string, in, out
 
 // gatherChunks sends this rank's chunk of out (already in place) to every
 // peer and receives theirs into out.
-func gatherChunks[T elem](ctx context.Context, c *TCPComm, name string, out []T) error {
-	n, p, r := len(out), c.size, c.rank
+func gatherChunks[T elem](ctx context.Context, g *group, name string, out []T) error {
+	n, p, r := len(out), g.Size(), g.rank
 	lo, hi := ChunkRange(n, p, r)
 	xs := make([]xfer, p)
 	for q := range p {
@@ -491,86 +574,157 @@ func gatherChunks[T elem](ctx context.Context, c *TCPComm, name string, out []T)
 		qlo, qhi := ChunkRange(n, p, q)
 		xs[q] = xfer{send: asBytes(out[lo:hi]), recv: asBytes(out[qlo:qhi]), doSend: true, doRecv: true}
 	}
-	return c.exchange(ctx, name, opGather, xs)
+	return g.exchange(ctx, name, opGather, xs)
 }
 
-func allReduce[T elem](ctx context.Context, c *TCPComm, name string, buf []T, sum func([]T, [][]T)) error {
-	lo, hi := ChunkRange(len(buf), c.size, c.rank)
-	if err := reduceToOwner(ctx, c, name, buf, buf[lo:hi], sum); err != nil {
+func allReduce[T elem](ctx context.Context, g *group, name string, buf []T, sum func([]T, [][]T)) error {
+	lo, hi := ChunkRange(len(buf), g.Size(), g.rank)
+	if err := reduceToOwner(ctx, g, name, buf, buf[lo:hi], sum); err != nil {
 		return err
 	}
-	return gatherChunks(ctx, c, name, buf)
+	return gatherChunks(ctx, g, name, buf)
 }
 
-func allGather[T elem](ctx context.Context, c *TCPComm, name string, in, out []T) error {
-	lo, hi := ChunkRange(len(out), c.size, c.rank)
+func allGather[T elem](ctx context.Context, g *group, name string, in, out []T) error {
+	lo, hi := ChunkRange(len(out), g.Size(), g.rank)
 	if len(in) != hi-lo {
-		return fmt.Errorf("dist: %s: rank %d passes %d elements, want %d (chunk of %d over %d ranks)", name, c.rank, len(in), hi-lo, len(out), c.size)
+		return fmt.Errorf("dist: %s: rank %d passes %d elements, want %d (chunk of %d over %d ranks)", g.what(name), g.members[g.rank], len(in), hi-lo, len(out), g.Size())
 	}
 	copy(out[lo:hi], in)
-	return gatherChunks(ctx, c, name, out)
+	return gatherChunks(ctx, g, name, out)
+}
+
+// what names collective name of g in an error: "allreduce", or
+// "allreduce in tp group [2 3]".
+func (g *group) what(name string) string {
+	if g.name == "" {
+		return name
+	}
+	return name + " in " + g.name
+}
+
+// call runs one collective of g, refusing it while another call of the
+// world or of any of its groups is in flight: they share the connections,
+// so concurrent calls would interleave their frames.
+func (g *group) call(name string, f func() error) error {
+	if !g.m.busy.CompareAndSwap(false, true) {
+		return fmt.Errorf("dist: %s: another collective on the same connections is in flight (the world Comm and its groups share them: issue one call at a time)", g.what(name))
+	}
+	defer g.m.busy.Store(false)
+	return f()
+}
+
+// AllReduceSum implements Comm.
+func (g *group) AllReduceSum(ctx context.Context, buf []float32) error {
+	return g.call("allreduce", func() error { return allReduce(ctx, g, "allreduce", buf, sumF32) })
+}
+
+// AllReduceSumF64 implements Comm.
+func (g *group) AllReduceSumF64(ctx context.Context, buf []float64) error {
+	return g.call("allreduce-f64", func() error { return allReduce(ctx, g, "allreduce-f64", buf, sumF64) })
+}
+
+// AllReduceSumBF16 implements Comm.
+func (g *group) AllReduceSumBF16(ctx context.Context, buf []uint16) error {
+	return g.call("allreduce-bf16", func() error { return allReduce(ctx, g, "allreduce-bf16", buf, sumBF16) })
+}
+
+// ReduceScatterSum implements Comm.
+func (g *group) ReduceScatterSum(ctx context.Context, in, out []float32) error {
+	return g.call("reducescatter", func() error { return reduceToOwner(ctx, g, "reducescatter", in, out, sumF32) })
+}
+
+// ReduceScatterSumBF16 implements Comm.
+func (g *group) ReduceScatterSumBF16(ctx context.Context, in, out []uint16) error {
+	return g.call("reducescatter-bf16", func() error { return reduceToOwner(ctx, g, "reducescatter-bf16", in, out, sumBF16) })
+}
+
+// AllGather implements Comm.
+func (g *group) AllGather(ctx context.Context, in, out []float32) error {
+	return g.call("allgather", func() error { return allGather(ctx, g, "allgather", in, out) })
+}
+
+// AllGatherBF16 implements Comm.
+func (g *group) AllGatherBF16(ctx context.Context, in, out []uint16) error {
+	return g.call("allgather-bf16", func() error { return allGather(ctx, g, "allgather-bf16", in, out) })
+}
+
+// Broadcast implements Comm. root is a rank of g (a group rank, not a
+// world rank).
+func (g *group) Broadcast(ctx context.Context, buf []byte, root int) error {
+	p := g.Size()
+	if root < 0 || root >= p {
+		return fmt.Errorf("dist: %s: root %d out of range for %d ranks", g.what("broadcast"), root, p)
+	}
+	return g.call("broadcast", func() error {
+		xs := make([]xfer, p)
+		for q := range p {
+			switch {
+			case q == g.rank:
+			case g.rank == root:
+				xs[q] = xfer{send: buf, doSend: true}
+			case q == root:
+				xs[q] = xfer{recv: buf, doRecv: true}
+			}
+		}
+		return g.exchange(ctx, "broadcast", opBroadcast, xs)
+	})
+}
+
+// Barrier implements Comm.
+func (g *group) Barrier(ctx context.Context) error {
+	return g.call("barrier", func() error {
+		xs := make([]xfer, g.Size())
+		for q := range xs {
+			if q != g.rank {
+				xs[q] = xfer{doSend: true, doRecv: true}
+			}
+		}
+		return g.exchange(ctx, "barrier", opBarrier, xs)
+	})
 }
 
 // AllReduceSum implements Comm.
 func (c *TCPComm) AllReduceSum(ctx context.Context, buf []float32) error {
-	return allReduce(ctx, c, "allreduce", buf, sumF32)
+	return c.world.AllReduceSum(ctx, buf)
 }
 
 // AllReduceSumF64 implements Comm.
 func (c *TCPComm) AllReduceSumF64(ctx context.Context, buf []float64) error {
-	return allReduce(ctx, c, "allreduce-f64", buf, sumF64)
+	return c.world.AllReduceSumF64(ctx, buf)
 }
 
 // AllReduceSumBF16 implements Comm.
 func (c *TCPComm) AllReduceSumBF16(ctx context.Context, buf []uint16) error {
-	return allReduce(ctx, c, "allreduce-bf16", buf, sumBF16)
+	return c.world.AllReduceSumBF16(ctx, buf)
 }
 
 // ReduceScatterSum implements Comm.
 func (c *TCPComm) ReduceScatterSum(ctx context.Context, in, out []float32) error {
-	return reduceToOwner(ctx, c, "reducescatter", in, out, sumF32)
+	return c.world.ReduceScatterSum(ctx, in, out)
 }
 
 // ReduceScatterSumBF16 implements Comm.
 func (c *TCPComm) ReduceScatterSumBF16(ctx context.Context, in, out []uint16) error {
-	return reduceToOwner(ctx, c, "reducescatter-bf16", in, out, sumBF16)
+	return c.world.ReduceScatterSumBF16(ctx, in, out)
 }
 
 // AllGather implements Comm.
 func (c *TCPComm) AllGather(ctx context.Context, in, out []float32) error {
-	return allGather(ctx, c, "allgather", in, out)
+	return c.world.AllGather(ctx, in, out)
 }
 
 // AllGatherBF16 implements Comm.
 func (c *TCPComm) AllGatherBF16(ctx context.Context, in, out []uint16) error {
-	return allGather(ctx, c, "allgather-bf16", in, out)
+	return c.world.AllGatherBF16(ctx, in, out)
 }
 
 // Broadcast implements Comm.
 func (c *TCPComm) Broadcast(ctx context.Context, buf []byte, root int) error {
-	if root < 0 || root >= c.size {
-		return fmt.Errorf("dist: broadcast: root %d out of range for %d ranks", root, c.size)
-	}
-	xs := make([]xfer, c.size)
-	for q := range c.size {
-		switch {
-		case q == c.rank:
-		case c.rank == root:
-			xs[q] = xfer{send: buf, doSend: true}
-		case q == root:
-			xs[q] = xfer{recv: buf, doRecv: true}
-		}
-	}
-	return c.exchange(ctx, "broadcast", opBroadcast, xs)
+	return c.world.Broadcast(ctx, buf, root)
 }
 
 // Barrier implements Comm.
 func (c *TCPComm) Barrier(ctx context.Context) error {
-	xs := make([]xfer, c.size)
-	for q := range c.size {
-		if q != c.rank {
-			xs[q] = xfer{doSend: true, doRecv: true}
-		}
-	}
-	return c.exchange(ctx, "barrier", opBarrier, xs)
+	return c.world.Barrier(ctx)
 }

@@ -40,7 +40,8 @@ type Comm interface {
 	// Barrier returns once every rank has entered it.
 	Barrier(ctx context.Context) error
 	// Close releases the connections; peers blocked on this rank see it
-	// as lost.
+	// as lost. A group from TCPComm.Sub or NewGrid owns no connections:
+	// its Close only ends its own calls (the world TCPComm's Close ends all).
 	Close() error
 }
 

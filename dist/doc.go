@@ -33,6 +33,41 @@
 // close waits (briefly) for that peer's control connection to end before
 // choosing whom to name. Every survivor names the rank that failed first.
 //
+// # Groups
+//
+// A TP×DP run needs tensor-parallel collectives among the ranks of a node
+// and data-parallel ones across nodes. NewGrid splits the world TCPComm
+// into both, numbered TP-innermost (world rank = dp*TP + tp, as
+// train.Group assumes): TP group w/TP holds world ranks
+// (w/TP)*TP ... (w/TP)*TP+TP-1, DP group w%TP holds w%TP, w%TP+TP, ...;
+// TCPComm.Sub makes any other group. Inside a group, ranks (Rank,
+// Broadcast's root, ChunkRange's chunks, the order of the sums) are group
+// ranks; errors name world ranks, so "rank 3 lost" means the same process
+// whichever group saw it.
+//
+// Groups send over the world's mesh instead of building their own: a
+// second rendezvous would need more ports and a second failure domain,
+// and the world's control connections are what lets a failure reach the
+// ranks that do not share a group with the lost rank. Every frame carries
+// its group's id (0 for the world, so world frames are unchanged) and the
+// group's sequence number. The frames between two ranks come in program
+// order, because SPMD code issues the calls of the groups the two share in
+// the same order on both; the id only turns a call-order bug into an "out
+// of step" error. The world and its groups share the connections, so they
+// take one call at a time between them: a concurrent call is refused.
+//
+// A failure in any group breaks the world and every group: the rank that
+// sees it tells all world ranks on the control connections and closes its
+// connections. A rank blocked in a group without the lost rank is waiting
+// for some rank that is itself blocked on (or is) the lost one; that rank
+// fails, and the notice makes the waiting rank name the lost rank too. The
+// world TCPComm owns the connections: its Close ends every group, while a
+// group's Close only ends that group's own calls. (A rank that hangs
+// rather than dies is named by the ranks waiting for it when their
+// deadlines pass; a rank waiting through another, live rank usually hears
+// that rank's notice first, but may name it instead if its own deadline
+// comes sooner.)
+//
 // # Launch
 //
 // ParseEnv reads torchrun's variables or Slurm's through a lookup function

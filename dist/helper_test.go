@@ -97,6 +97,8 @@ func runHelper(role string) int {
 		return 3
 	case "bench-peer":
 		return benchPeer(ctx, c)
+	case "grid-loop":
+		return gridLoop(ctx, c)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown role %q\n", role)
 		return 2

@@ -84,11 +84,7 @@ func Connect(ctx context.Context, o Options) (*TCPComm, error) {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 2 * time.Minute
 	}
-	c := &TCPComm{
-		rank: o.Rank, size: o.WorldSize, timeout: o.Timeout, sendHook: o.sendHook,
-		peers: make([]net.Conn, o.WorldSize), ctrl: make([]net.Conn, o.WorldSize),
-		ctrlDone: make([]chan struct{}, o.WorldSize), notices: make([]*notice, o.WorldSize),
-	}
+	c := newTCPComm(o)
 	if o.WorldSize == 1 {
 		if o.Listener != nil {
 			o.Listener.Close()

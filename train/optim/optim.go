@@ -48,16 +48,24 @@ type Buffer struct {
 // checkSegments panics on a layout that does not tile [0, n): a programmer
 // error in whoever built the segments.
 func checkSegments(segs []Segment, n int) {
+	if err := validSegments(segs, n); err != nil {
+		panic(err.Error())
+	}
+}
+
+// validSegments reports whether segs tile [0, n) in order.
+func validSegments(segs []Segment, n int) error {
 	off := 0
 	for _, s := range segs {
 		if s.Off != off || s.N < 0 {
-			panic(fmt.Sprintf("optim: segment %q at offset %d (length %d), want offset %d", s.Name, s.Off, s.N, off))
+			return fmt.Errorf("optim: segment %q at offset %d (length %d), want offset %d", s.Name, s.Off, s.N, off)
 		}
 		off += s.N
 	}
 	if off != n {
-		panic(fmt.Sprintf("optim: segments cover %d values of %d", off, n))
+		return fmt.Errorf("optim: segments cover %d values of %d", off, n)
 	}
+	return nil
 }
 
 func checkLen(op string, n int, w *engine.Weights) {
@@ -172,31 +180,61 @@ func (o *AdamW) PushState() {
 }
 
 func (o *AdamW) Step(w *engine.Weights, lr float64) {
-	checkLen("AdamW.Step", o.m.Numel(), w)
+	n := o.m.Numel()
+	checkLen("AdamW.Step", n, w)
 	o.steps++
-	c := o.cfg
-	t := float64(o.steps)
-	bc1 := 1 - math.Pow(c.Beta1, t)
-	bc2sqrt := math.Sqrt(1 - math.Pow(c.Beta2, t))
-	step := kernels.AdamWStep{
-		DecayMul: 1, B1c: float32(1 - c.Beta1), B2: float32(c.Beta2), B2c: float32(1 - c.Beta2),
-		StepSize: float32(lr / bc1), Bc2: float32(bc2sqrt), Eps: float32(c.Eps),
-	}
-	decayMul := float32(1 - lr*c.WeightDecay)
-	// One backend call per run of neighbouring segments with the same
-	// decay: each element's update is independent, so runs change nothing
-	// but the number of launches.
-	for _, r := range decayRuns(o.segs) {
-		p := step
-		if r.Decay && c.WeightDecay != 0 {
-			p.DecayMul = decayMul
-		}
-		master := w.Master.View(r.Off, r.N)
+	o.cfg.update(o.steps, lr).forRange(decayRuns(o.segs), 0, n, func(off, k int, p kernels.AdamWStep) {
+		master := w.Master.View(off, k)
 		compute := master
 		if w.Compute != w.Master {
-			compute = w.Compute.View(r.Off, r.N)
+			compute = w.Compute.View(off, k)
 		}
-		o.be.AdamW(master, compute, w.Grad.View(r.Off, r.N), o.m.View(r.Off, r.N), o.v.View(r.Off, r.N), p)
+		o.be.AdamW(master, compute, w.Grad.View(off, k), o.m.View(off, k), o.v.View(off, k), p)
+	})
+}
+
+// adamwUpdate is one AdamW step's kernel parameters: base for undecayed
+// parameters, with DecayMul replaced by decayMul for decayed ones. AdamW
+// and ZeRO1 both derive their launches from it, so their updates are the
+// same bits.
+type adamwUpdate struct {
+	base     kernels.AdamWStep
+	decayMul float32
+	decay    bool // weight decay is configured
+}
+
+// update returns the parameters of update number t (1-based, PyTorch's
+// step after its increment) at learning rate lr.
+func (c AdamWConfig) update(t int64, lr float64) adamwUpdate {
+	tf := float64(t)
+	bc1 := 1 - math.Pow(c.Beta1, tf)
+	bc2sqrt := math.Sqrt(1 - math.Pow(c.Beta2, tf))
+	return adamwUpdate{
+		base: kernels.AdamWStep{
+			DecayMul: 1, B1c: float32(1 - c.Beta1), B2: float32(c.Beta2), B2c: float32(1 - c.Beta2),
+			StepSize: float32(lr / bc1), Bc2: float32(bc2sqrt), Eps: float32(c.Eps),
+		},
+		decayMul: float32(1 - lr*c.WeightDecay),
+		decay:    c.WeightDecay != 0,
+	}
+}
+
+// forRange calls fn once per run of runs (see decayRuns) clipped to
+// [lo, hi), with the run's offset, length and parameters: one backend call
+// per run, since each element's update is independent and runs change
+// nothing but the number of launches. A run that straddles lo or hi (a
+// tensor split between data-parallel ranks) is cut at the boundary.
+func (u adamwUpdate) forRange(runs []Segment, lo, hi int, fn func(off, n int, p kernels.AdamWStep)) {
+	for _, r := range runs {
+		a, b := max(r.Off, lo), min(r.Off+r.N, hi)
+		if a >= b {
+			continue
+		}
+		p := u.base
+		if r.Decay && u.decay {
+			p.DecayMul = u.decayMul
+		}
+		fn(a, b-a, p)
 	}
 }
 
