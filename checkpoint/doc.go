@@ -28,4 +28,11 @@
 // exists at every instant under a recognisable name; RecoverDir finishes or
 // undoes an interrupted swap (see WriteDir for the exact states). Readers
 // never look at the hidden temp names.
+//
+// Slices and sharded checkpoints. ReadSlice copies only a slice's byte runs
+// out of the mapping, so a tensor-parallel rank touches only its part of a
+// checkpoint. A sharded checkpoint is one safetensors file per rank plus
+// manifest.json (Manifest), written last: the manifest records each file's
+// size and SHA-256 and each tensor's full shape and per-rank slice, and
+// OpenSharded reads any slice back whatever layout wrote it.
 package checkpoint

@@ -10,7 +10,9 @@ import (
 
 // VerifyCheckpoint reads a checkpoint back: its training state loads and
 // names the checkpoint's own step, and its weight and optimizer files open
-// with valid headers. It is what a stop message may call "intact".
+// with valid headers; for a sharded checkpoint every file the manifest
+// lists is present with its size and SHA-256 and holds the slices the
+// manifest places there. It is what a stop message may call "intact".
 func VerifyCheckpoint(ck Checkpoint) error {
 	st, err := LoadState(ck.Dir)
 	if err != nil {
@@ -18,6 +20,20 @@ func VerifyCheckpoint(ck Checkpoint) error {
 	}
 	if st.Step != ck.Step {
 		return fmt.Errorf("verify %s: state is of step %d", ck.Dir, st.Step)
+	}
+	if IsSharded(ck.Dir) {
+		m, err := checkpoint.ReadManifest(ck.Dir)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", ck.Dir, err)
+		}
+		if err := m.CheckFiles(ck.Dir, true); err != nil {
+			return fmt.Errorf("verify %s: %w", ck.Dir, err)
+		}
+		sr, err := checkpoint.OpenSharded(ck.Dir)
+		if err != nil {
+			return fmt.Errorf("verify %s: %w", ck.Dir, err)
+		}
+		return sr.Close()
 	}
 	r, err := checkpoint.Open(ck.Dir)
 	if err != nil {

@@ -106,8 +106,10 @@ func StepDir(out string, step int64) string {
 	return filepath.Join(out, CheckpointPrefix+strconv.FormatInt(step, 10))
 }
 
-// List returns the complete checkpoints in out (those with a state file),
-// oldest first. Hidden staging leftovers are never listed.
+// List returns the complete checkpoints in out, oldest first: plain ones
+// with a state file, sharded ones with a valid manifest whose files are
+// all present with their sizes (hashes are VerifyCheckpoint's job). Hidden
+// staging leftovers are never listed.
 func List(out string) ([]Checkpoint, error) {
 	entries, err := os.ReadDir(out)
 	if os.IsNotExist(err) {
@@ -127,13 +129,26 @@ func List(out string) ([]Checkpoint, error) {
 			continue
 		}
 		dir := filepath.Join(out, name)
-		if _, err := os.Stat(filepath.Join(dir, StateDir, StateFile)); err != nil {
+		if !complete(dir) {
 			continue
 		}
 		cks = append(cks, Checkpoint{Dir: dir, Step: step})
 	}
 	sort.Slice(cks, func(i, j int) bool { return cks[i].Step < cks[j].Step })
 	return cks, nil
+}
+
+// complete reports whether dir is a checkpoint List may offer.
+func complete(dir string) bool {
+	if IsSharded(dir) {
+		m, err := checkpoint.ReadManifest(dir)
+		if err != nil || m.Meta[stateMetaKey] == nil {
+			return false
+		}
+		return m.CheckFiles(dir, false) == nil
+	}
+	_, err := os.Stat(filepath.Join(dir, StateDir, StateFile))
+	return err == nil
 }
 
 // Latest returns the newest complete checkpoint in out, or ok=false.
@@ -258,30 +273,40 @@ func Save(out string, opts SaveOptions) (string, error) {
 		}
 	}
 	hook("state")
+	if err := publish(out, staging, dir, final, hook); err != nil {
+		return "", wrap(err)
+	}
+	return final, nil
+}
+
+// publish makes the complete checkpoint dir (inside staging) visible as
+// final, replacing a checkpoint of the same step (moved aside first and
+// put back if the rename fails), and removes staging; hook is told
+// "renamed" once final is visible. Plain and sharded saves both end here.
+func publish(out, staging, dir, final string, hook func(string)) error {
 	var old string
 	if _, err := os.Lstat(final); err == nil {
 		old = staging + ".old"
 		if err := os.Rename(final, old); err != nil {
-			return fail(err)
+			os.RemoveAll(staging)
+			return err
 		}
 	}
 	if err := os.Rename(dir, final); err != nil {
 		if old != "" {
 			os.Rename(old, final)
 		}
-		return fail(err)
+		os.RemoveAll(staging)
+		return err
 	}
 	if err := syncDir(out); err != nil {
-		return "", wrap(err)
+		return err
 	}
 	hook("renamed")
 	if old != "" {
 		os.RemoveAll(old)
 	}
-	if err := os.RemoveAll(staging); err != nil {
-		return "", wrap(err)
-	}
-	return final, nil
+	return os.RemoveAll(staging)
 }
 
 func syncDir(dir string) error {
@@ -292,10 +317,22 @@ func syncDir(dir string) error {
 	return errors.Join(d.Sync(), d.Close())
 }
 
-// LoadState reads and checks checkpointDir/training_state/state.json.
+// LoadState reads and checks a checkpoint's training state:
+// checkpointDir/training_state/state.json, or for a sharded checkpoint the
+// state its manifest holds.
 func LoadState(checkpointDir string) (*State, error) {
 	path := filepath.Join(checkpointDir, StateDir, StateFile)
 	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) && IsSharded(checkpointDir) {
+		path = filepath.Join(checkpointDir, checkpoint.ManifestFileName)
+		m, merr := checkpoint.ReadManifest(checkpointDir)
+		if merr != nil {
+			return nil, fmt.Errorf("load training state: %w", merr)
+		}
+		if data, err = m.Meta[stateMetaKey], nil; data == nil {
+			return nil, fmt.Errorf("load training state: %s holds no %s", path, stateMetaKey)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load training state: %w", err)
 	}

@@ -93,6 +93,7 @@ func commandTable() []command {
 				"(blank-line separated), and writes tokenizer.json, tokenizer_config.json and generation_config.json."},
 		{name: "device", summary: "report the CUDA driver, NVRTC and cuBLASLt found, and the devices", run: runDevice},
 		{name: "launch", summary: "start N local ranks of a command with torchrun's environment", run: runLaunch, usage: "--nproc-per-node N [flags] -- COMMAND [flags]", about: launchAbout},
+		{name: "export", summary: "consolidate a (sharded) training checkpoint into a Hugging Face model directory", run: runExport, usage: "--from CHECKPOINT_DIR --out DIR [--dtype bf16|f32] [flags]", about: exportAbout},
 		{name: "plan", summary: "per-GPU memory plan on N GPUs (tensor + data parallel) and each rank's checkpoint reads", run: runPlan, usage: "--model DIR|qwen2.5-32b|qwen2.5-7b [--gpus 8] [--gpu-mem 80GiB] [--tp N] [flags]"},
 	}
 }

@@ -75,17 +75,42 @@ func (m *Model) Shard(ctx context.Context, be engine.Backend, comm dist.Comm, sp
 	if m.tp != nil {
 		return nil, fmt.Errorf("qwen2: shard of a model that is already a shard")
 	}
-	rank, world := comm.Rank(), comm.Size()
-	cfg := m.Cfg
-	d := cfg.HeadDim
-	slices := make(map[string][3]int, len(m.P.List))
+	byName := make(map[string]*Param, len(m.P.List))
 	for _, p := range m.P.List {
-		dim, lo, hi, err := split(p.Name, p.W.Shape, rank)
+		byName[p.Name] = p
+	}
+	return NewShard(ctx, m.Cfg, be, comm, split, func(name string, shape []int, dim, lo, hi int, dst []float32) error {
+		p := byName[name]
+		if p == nil || !engine.SameShape(p.W.Shape, shape) {
+			return fmt.Errorf("qwen2: shard: the model has no parameter %s of shape %s", name, engine.ShapeString(shape))
+		}
+		copySlice(dst, p.W.F32, shape, dim, lo, hi)
+		return nil
+	})
+}
+
+// SliceSource fills dst (hi-lo indices of dimension dim, row-major, or the
+// whole tensor when dim is -1) with that slice of the parameter name of
+// full shape shape: a whole host model (Shard), the byte ranges of a
+// safetensors checkpoint (LoadShardFrom), or a sharded training checkpoint.
+type SliceSource func(name string, shape []int, dim, lo, hi int, dst []float32) error
+
+// NewShard builds rank comm.Rank()'s tensor-parallel shard of a model of
+// configuration cfg, reading each of the rank's parameter slices from src
+// in HF order (see Shard for what a shard is). The whole model never
+// exists: each slice goes straight into the shard's weights.
+func NewShard(ctx context.Context, cfg *Config, be engine.Backend, comm dist.Comm, split SplitFunc, src SliceSource) (*Model, error) {
+	rank, world := comm.Rank(), comm.Size()
+	d := cfg.HeadDim
+	specs := ParamSpecs(cfg)
+	slices := make(map[string][3]int, len(specs))
+	for _, p := range specs {
+		dim, lo, hi, err := split(p.Name, p.Shape, rank)
 		if err != nil {
 			return nil, fmt.Errorf("qwen2: shard rank %d of %d: %w", rank, world, err)
 		}
-		if dim >= len(p.W.Shape) || dim >= 0 && (lo < 0 || hi > p.W.Shape[dim] || lo >= hi) {
-			return nil, fmt.Errorf("qwen2: shard rank %d of %d: %s %v: bad slice [%d, %d) of dimension %d", rank, world, p.Name, p.W.Shape, lo, hi, dim)
+		if dim >= len(p.Shape) || dim >= 0 && (lo < 0 || hi > p.Shape[dim] || lo >= hi) {
+			return nil, fmt.Errorf("qwen2: shard rank %d of %d: %s %v: bad slice [%d, %d) of dimension %d", rank, world, p.Name, p.Shape, lo, hi, dim)
 		}
 		slices[p.Name] = [3]int{dim, lo, hi}
 	}
@@ -129,10 +154,10 @@ func (m *Model) Shard(ctx context.Context, be engine.Backend, comm dist.Comm, sp
 
 	sh := newEmpty(&lc)
 	sh.Cfg, sh.lc = cfg, &lc
-	for i, p := range m.P.List {
+	for i, p := range specs {
 		q := sh.P.List[i]
 		s := slices[p.Name]
-		want := p.W.Shape
+		want := p.Shape
 		if s[0] >= 0 {
 			want = append([]int(nil), want...)
 			want[s[0]] = s[2] - s[1]
@@ -151,7 +176,9 @@ func (m *Model) Shard(ctx context.Context, be engine.Backend, comm dist.Comm, sp
 		if q.Name != p.Name || engine.ShapeString(q.W.Shape) != engine.ShapeString(want) || s[1] != ref[1] || s[2] != ref[2] {
 			return nil, fmt.Errorf("qwen2: shard rank %d of %d: %s: slice [%d, %d) of dimension %d is not layer 0's [%d, %d) for its kind", rank, world, p.Name, s[1], s[2], s[0], ref[1], ref[2])
 		}
-		copySlice(q.W.F32, p.W.F32, p.W.Shape, s[0], s[1], s[2])
+		if err := src(p.Name, p.Shape, s[0], s[1], s[2], q.W.F32); err != nil {
+			return nil, fmt.Errorf("qwen2: shard rank %d of %d: %w", rank, world, err)
+		}
 	}
 	sh.bind(be)
 	sh.tp = &tpState{ctx: ctx, be: be, comm: comm, rank: rank, world: world, vocabLo: es[1], kvLo: ks[1] / d, kvLocal: lc.KVHeads, kvAll: cfg.KVHeads, kvShared: kvShared, kvFirst: kvFirst}
