@@ -585,3 +585,62 @@ func DevicePeak(be engine.Backend) map[string]int64 {
 	}
 	return nil
 }
+
+// NewGroup is a rank's Group from its DP group and TP communicator (nil
+// without tensor parallelism), checked against the run's config before
+// anything is written: tensorParallel (the config's tensor_parallel) must
+// be tp's size (1 without tp), and cfg must split over it (TPSplit).
+func NewGroup(dp DP, tp dist.Comm, tensorParallel int, cfg *qwen2.Config) (Group, error) {
+	g := Group{DP: dp, TP: tp}
+	if g.TPSize() != tensorParallel {
+		if tp == nil {
+			return g, fmt.Errorf("tensor_parallel %d: this process is not in a tensor-parallel group; start a multiple of %d ranks (purpcode launch --nproc-per-node N, torchrun or srun)", tensorParallel, tensorParallel)
+		}
+		return g, fmt.Errorf("tensor_parallel %d, but the tensor-parallel group has %d ranks", tensorParallel, g.TPSize())
+	}
+	if tp == nil {
+		return g, nil
+	}
+	split, err := TPSplit(cfg, g.TPSize())
+	if err != nil {
+		return g, fmt.Errorf("tensor_parallel %d: %w", g.TPSize(), err)
+	}
+	g.Split = split
+	return g, nil
+}
+
+// Barrier waits for every rank of g's world: all of the rank's DP group,
+// then all of its TP group. A rank leaves the TP barrier only after every
+// member of its TP group has left its own DP barrier, which each left only
+// once its whole DP group arrived, so every rank of the world has arrived.
+func (g Group) Barrier(ctx context.Context) error {
+	if err := g.DP.Barrier(ctx); err != nil {
+		return err
+	}
+	if g.TP == nil {
+		return nil
+	}
+	if err := g.TP.Barrier(collectiveCtx(ctx)); err != nil {
+		return fmt.Errorf("tensor parallel: barrier: %w", err)
+	}
+	return nil
+}
+
+// AnyTrue reports whether b is true on any rank of g's world (e.g. "this
+// rank was interrupted"), the same answer on every rank: the DP group's
+// answer, then the TP group's over those (which covers every rank, as
+// Barrier's argument shows).
+func (g Group) AnyTrue(ctx context.Context, b bool) (bool, error) {
+	v, err := g.DP.AnyTrue(ctx, b)
+	if err != nil || g.TP == nil {
+		return v, err
+	}
+	buf := []float64{0}
+	if v {
+		buf[0] = 1
+	}
+	if err := g.TP.AllReduceSumF64(collectiveCtx(ctx), buf); err != nil {
+		return false, fmt.Errorf("tensor parallel: all-reduce: %w", err)
+	}
+	return buf[0] > 0, nil
+}

@@ -3,7 +3,6 @@ package qwen2
 import (
 	"fmt"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"purpcode/checkpoint"
@@ -24,73 +23,16 @@ func Load(dir string, be engine.Backend) (*Model, error) {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
 	defer r.Close()
-	m := newEmpty(cfg)
-	if err := m.loadWeights(r, dir); err != nil {
-		return nil, err
+	m, err := LoadFrom(cfg, r, be)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
-	m.bind(be)
 	return m, nil
 }
 
 // ignoredTensor reports buffers some exporters save that are not parameters.
 func ignoredTensor(name string) bool {
 	return strings.HasSuffix(name, "rotary_emb.inv_freq")
-}
-
-func (m *Model) loadWeights(r *checkpoint.Reader, dir string) error {
-	want := map[string]*Param{}
-	for _, p := range m.P.List {
-		want[p.Name] = p
-	}
-	var missing, unexpected, bad []string
-	seen := map[string]bool{}
-	for _, name := range r.Names() {
-		p, ok := want[name]
-		if !ok {
-			// Some exporters write lm_head.weight for tied models too;
-			// transformers ignores it then, and so do we.
-			if name == "lm_head.weight" && m.Cfg.TieEmbeddings {
-				continue
-			}
-			if !ignoredTensor(name) {
-				unexpected = append(unexpected, name)
-			}
-			continue
-		}
-		seen[name] = true
-		info, _ := r.Info(name)
-		if !engine.SameShape(info.Shape, p.W.Shape) {
-			bad = append(bad, fmt.Sprintf("%s: shape %s in %s, config wants %s", name, engine.ShapeString(info.Shape), info.File, engine.ShapeString(p.W.Shape)))
-			continue
-		}
-		t, err := r.Tensor(name)
-		if err != nil {
-			bad = append(bad, err.Error())
-			continue
-		}
-		copy(p.W.F32, t.ToF32())
-	}
-	for _, p := range m.P.List {
-		if !seen[p.Name] {
-			missing = append(missing, p.Name)
-		}
-	}
-	if len(missing)+len(unexpected)+len(bad) == 0 {
-		return nil
-	}
-	sort.Strings(missing)
-	sort.Strings(unexpected)
-	var msg []string
-	if len(bad) > 0 {
-		msg = append(msg, "bad tensors: "+strings.Join(bad, "; "))
-	}
-	if len(missing) > 0 {
-		msg = append(msg, fmt.Sprintf("%d missing tensors: %s", len(missing), listNames(missing)))
-	}
-	if len(unexpected) > 0 {
-		msg = append(msg, fmt.Sprintf("%d unexpected tensors: %s", len(unexpected), listNames(unexpected)))
-	}
-	return fmt.Errorf("load model %s (model_type %s, %d layers): %s", dir, m.Cfg.ModelType, m.Cfg.Layers, strings.Join(msg, "; "))
 }
 
 // listNames keeps an error readable when a whole checkpoint mismatches.

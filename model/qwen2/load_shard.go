@@ -28,7 +28,11 @@ func LoadShard(ctx context.Context, dir string, be engine.Backend, comm dist.Com
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
 	defer r.Close()
-	return LoadShardFrom(ctx, cfg, r, be, comm, split)
+	m, err := LoadShardFrom(ctx, cfg, r, be, comm, split)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	return m, nil
 }
 
 // LoadShardFrom is LoadShard from an open checkpoint (an HF directory, a
@@ -130,5 +134,5 @@ func checkTensors(cfg *Config, src checkpoint.Slicer) error {
 	if len(unexpected) > 0 {
 		msg = append(msg, fmt.Sprintf("%d unexpected tensors: %s", len(unexpected), listNames(unexpected)))
 	}
-	return fmt.Errorf("load model (model_type %s, %d layers): %s", cfg.ModelType, cfg.Layers, strings.Join(msg, "; "))
+	return fmt.Errorf("model_type %s, %d layers: %s", cfg.ModelType, cfg.Layers, strings.Join(msg, "; "))
 }

@@ -44,6 +44,10 @@ type Config struct {
 	// ActivationCheckpointing keeps only each layer's input and recomputes
 	// the rest in backward (qwen2.Acts.Recompute).
 	ActivationCheckpointing bool `yaml:"activation_checkpointing"`
+	// TensorParallel is the number of ranks holding the shards of one
+	// model replica (1: no tensor parallelism). The launch's world size
+	// must be a multiple of it; the replicas are data parallel.
+	TensorParallel int `yaml:"tensor_parallel"`
 }
 
 // MaxDefaultSeqLen caps the sequence length chosen when seq_len is 0: a
@@ -58,6 +62,7 @@ func DefaultConfig() Config {
 		MicroBatch: 1, GradAccum: 1, LR: 1e-5, Schedule: optim.Cosine,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Clip: 1, Epochs: 1, SaveEvery: 500,
 		TrainOn: data.TrainLastAssistant, Optimizer: "adamw", Overlong: data.OverlongTruncate,
+		TensorParallel: 1,
 	}
 }
 
@@ -160,6 +165,9 @@ func (c *Config) Validate() error {
 	case data.OverlongTruncate, data.OverlongSkip:
 	default:
 		bad("overlong", "%q: want truncate or skip", c.Overlong)
+	}
+	if c.TensorParallel < 1 {
+		bad("tensor_parallel", "%d: want at least 1 (1: no tensor parallelism)", c.TensorParallel)
 	}
 	return p.Err()
 }

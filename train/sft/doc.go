@@ -32,4 +32,15 @@
 // that differ), truncates metrics.jsonl back to the checkpoint's step and
 // restores weights, optimizer state, step, data position and RNG state.
 // Data and model errors are reported before the output directory is touched.
+//
+// Many ranks (Options.DP, Options.TP; see train.Group). With tensor
+// parallelism each rank loads and trains only its shard of the model
+// (Megatron layout, train.TPSplit): the ranks of a replica run the same
+// micro-batches with the model's collectives, and their gradients are
+// already exact slices of the replica's after Backward, so only the
+// data-parallel replicas sum theirs, and clipping uses the whole model's
+// norm over the TP group. Checkpoints are then sharded (Policy.SaveGroup):
+// replica 0's ranks each write their shard and the leader a manifest.
+// Interrupts and failures are agreed on by every rank of the world before
+// each step, so all stop at the same step and save it together.
 package sft

@@ -7,11 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
-	"time"
 
 	"purpcode/dist"
+	"purpcode/internal/dptest"
 	"purpcode/train"
 )
 
@@ -21,34 +20,43 @@ import (
 // step. It returns each rank's result and error.
 func runDP(t *testing.T, cfg Config, outs []string, stopAt int64) ([]*Result, []error) {
 	t.Helper()
-	n := len(outs)
-	cs, err := dist.ConnectLocal(context.Background(), n, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := make([]*Result, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for r := range n {
+	return runGrid(t, cfg, 1, len(outs), outs, stopAt)
+}
+
+// runGrid runs cfg on a tp×dp world of ranks (see dptest.Grid), world
+// rank w writing to outs[w]; with stopAt > 0, world rank 0 alone is
+// interrupted right after logging that step.
+func runGrid(t *testing.T, cfg Config, tp, dp int, outs []string, stopAt int64) ([]*Result, []error) {
+	t.Helper()
+	return runGridWith(t, cfg, tp, dp, outs, stopAt, nil)
+}
+
+// runGridWith is runGrid with mod, when not nil, adjusting each rank's
+// options before it runs.
+func runGridWith(t *testing.T, cfg Config, tp, dp int, outs []string, stopAt int64, mod func(r dptest.Rank[*dist.TCPComm], o *Options)) ([]*Result, []error) {
+	t.Helper()
+	return dptest.Grid(t, dist.ConnectLocal, tp, dp, func(ctx context.Context, r dptest.Rank[*dist.TCPComm]) (*Result, error) {
 		c := cfg
-		c.Out = outs[r]
-		ctx, cancel := context.WithCancel(context.Background())
-		opts := Options{Backend: testCPU(), DP: train.DP{Comm: cs[r]}}
-		if r == 0 && stopAt > 0 {
+		c.Out, c.TensorParallel = outs[r.World], tp
+		opts := Options{Backend: testCPU()}
+		if dp > 1 {
+			opts.DP = train.DP{Comm: r.DP}
+		}
+		if tp > 1 {
+			opts.TP = r.TP
+		}
+		if r.World == 0 && stopAt > 0 {
 			opts.Hooks.AfterLog = func(step int64) {
 				if step == stopAt {
-					cancel()
+					r.Cancel()
 				}
 			}
 		}
-		wg.Go(func() {
-			defer cancel()
-			defer cs[r].Close()
-			res[r], errs[r] = Run(ctx, c, opts)
-		})
-	}
-	wg.Wait()
-	return res, errs
+		if mod != nil {
+			mod(r, &opts)
+		}
+		return Run(ctx, c, opts)
+	})
 }
 
 // TestDataParallelMatchesSingleProcess: two ranks taking half of each

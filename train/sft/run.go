@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"purpcode/dist"
 	"purpcode/engine"
 	"purpcode/model/qwen2"
 	"purpcode/tokenizer"
@@ -82,8 +83,17 @@ type Options struct {
 	// a data-parallel run: every rank runs Run with the same config, takes
 	// its Share of each step's micro-batches, and the gradients and losses
 	// are summed over the ranks before clipping, so every rank applies the
-	// same update. Only rank 0 writes metrics.jsonl and checkpoints.
+	// same update. Only rank 0 writes metrics.jsonl and checkpoints
+	// (sharded ones under TP: see there).
 	DP train.DP
+
+	// TP, when not nil, is this rank's tensor-parallel group: its ranks
+	// hold the shards of one model replica (cfg.TensorParallel must equal
+	// its size) and run the same micro-batches; replica 0's ranks each
+	// write their shard of every checkpoint (train.Policy.SaveGroup). DP
+	// then groups the ranks with the same TP rank of every replica. TP
+	// rank 0 of DP rank 0 writes metrics.jsonl and the run's log lines.
+	TP dist.Comm
 }
 
 // Result summarises a finished run.
@@ -92,7 +102,7 @@ type Result struct {
 	Loss       float64 // last step's loss
 	EvalLoss   *float64
 	Checkpoint string       // newest checkpoint
-	Model      *qwen2.Model // the trained weights, in memory
+	Model      *qwen2.Model // the trained weights, in memory (this rank's shard under TP)
 	Train      data.Stats
 	Eval       *data.Stats
 }
@@ -108,12 +118,20 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
-	logf := func(format string, args ...any) { fmt.Fprintf(logw, "sft: "+format+"\n", args...) }
-
 	mcfg, err := qwen2.LoadConfig(cfg.Model)
 	if err != nil {
 		return nil, err
 	}
+	g, err := train.NewGroup(opts.DP, opts.TP, cfg.TensorParallel, mcfg)
+	if err != nil {
+		return nil, err
+	}
+	// One rank speaks for the group: the others would repeat its lines.
+	rankw := logw
+	if !g.Leader() {
+		logw = io.Discard
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(logw, "sft: "+format+"\n", args...) }
 	if cfg.SeqLen == 0 {
 		cfg.SeqLen = min(MaxDefaultSeqLen, mcfg.MaxPositions)
 	}
@@ -152,10 +170,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if cfg.Resume && st == nil {
 		logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
 	}
-	dp := opts.DP
-	// Every rank has looked at out before rank 0 starts writing there (a
+	dp := g.DP
+	// Every rank has looked at out before any starts writing there (a
 	// fresh run's check would otherwise see rank 0's new metrics.jsonl).
-	if err := dp.Barrier(ctx); err != nil {
+	if err := g.Barrier(ctx); err != nil {
 		return nil, err
 	}
 
@@ -163,7 +181,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if be == nil {
 		be = engine.NewDefaultCPU(engine.CPUOptions{})
 	}
-	pol, err := train.LoadPolicy(cfg.Model, st, from, cfg.optimizerConfig(), be)
+	// The shard's collectives run under the context it is loaded with,
+	// detached from the run's cancellation: an interrupt must end every
+	// rank at the same step, agreed before each step, rather than break
+	// the group in the middle of one (each collective's own timeout still
+	// applies).
+	pol, err := train.LoadPolicyGroup(context.WithoutCancel(ctx), cfg.Model, st, from, cfg.optimizerConfig(), be, g)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +224,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		ev.Eval = &evalSet.Stats
 	}
 	var mf *os.File
-	if dp.Leader() {
+	if g.Leader() {
 		if mf, err = train.OpenMetrics(cfg.Out, MetricsFile, st, ev); err != nil {
 			return nil, err
 		}
@@ -212,15 +235,17 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	logf("model %s: %d parameters on %s; %d steps of %d x %d micro-batches x %d accumulation, optimizer %s",
 		cfg.Model, m.P.Count(), be.Describe(), total, lay.B, lay.T, cfg.GradAccum, opt.Name())
-	if dp.Size() > 1 {
-		logf("data parallel: rank %d of %d; each step's micro-batches are split between the ranks", dp.Rank(), dp.Size())
+	if g.TP != nil || dp.Size() > 1 {
+		// Every rank says where it stands, in its own log.
+		fmt.Fprintf(rankw, "sft: %s: data-parallel rank %d of %d, tensor-parallel rank %d of %d (%d of the model's parameters); each step's micro-batches are split between the data-parallel ranks\n",
+			g.Layout(), dp.Rank(), dp.Size(), g.TPRank(), g.TPSize(), m.P.Count())
 	}
 
 	tr := NewTrainer(m, opt, lay.B, lay.T, cfg.Clip)
 	if cfg.ActivationCheckpointing {
 		tr.Recompute()
 	}
-	tr.DataParallel(dp)
+	tr.Group(g)
 	batches := make([]*qwen2.Batch, cfg.GradAccum)
 	for i := range batches {
 		batches[i] = lay.NewBatch()
@@ -244,14 +269,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	start := time.Now()
 	save := func() error {
-		if !dp.Leader() {
-			lastSaved, res.Checkpoint = step, train.StepDir(cfg.Out, step)
-			return nil
-		}
-		dir, err := pol.Save(cfg.Out, cfg.Keep, &train.State{
+		dir, err := pol.SaveGroup(ctx, cfg.Out, cfg.Keep, &train.State{
 			Trainer: "sft", Step: step, Epoch: epoch, MicroBatch: pos, EpochSeed: epochSeed,
 			ElapsedS: elapsed0 + time.Since(start).Seconds(), Config: settings, ConfigHash: train.HashConfig(settings),
-		}, rng, opts.Hooks.Save)
+		}, rng, opts.Hooks.Save, g)
 		if err != nil {
 			return err
 		}
@@ -267,7 +288,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		opts.OnStart(step, total)
 	}
 	for step < total {
-		stop, err := dp.AnyTrue(ctx, ctx.Err() != nil)
+		stop, err := g.AnyTrue(ctx, ctx.Err() != nil)
 		if err != nil {
 			return res, fmt.Errorf("step %d: %w", step+1, err)
 		}
@@ -301,6 +322,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		lr := sched.At(int(step))
 		t0 := time.Now()
 		r, err := tr.GradientsShared(ctx, batches[:n])
+		if err == nil {
+			err = m.Err()
+		}
 		if err != nil {
 			return res, fmt.Errorf("step %d: %w", step+1, err)
 		}
@@ -309,6 +333,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		}
 		if r.Targets > 0 {
 			r.GradNorm = tr.Update(lr)
+			if err := m.Err(); err != nil {
+				return res, fmt.Errorf("step %d: %w", step+1, err)
+			}
 			if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
 				return res, fmt.Errorf("step %d: gradient norm is %v; stopping; %s", step+1, r.GradNorm, train.DescribeLastCheckpoint(cfg.Out))
 			}
@@ -329,6 +356,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 				evalEpoch.Fill(b, evalBatch)
 				s, c := EvalLoss(m, tr.Acts(), evalBatch)
 				sum, cnt = sum+s, cnt+float64(c)
+			}
+			if err := m.Err(); err != nil {
+				return res, fmt.Errorf("step %d: eval: %w", step, err)
 			}
 			if err := dp.SumF64(ctx, &sum, &cnt); err != nil {
 				return res, fmt.Errorf("step %d: eval: %w", step, err)

@@ -90,6 +90,7 @@ type Trainer struct {
 	Clip  float64 // global-norm limit, 0 = none
 	acts  *qwen2.Acts
 	dp    train.DP
+	tp    bool // Model is a tensor-parallel shard
 	grads *train.GradSum
 }
 
@@ -109,6 +110,16 @@ func (tr *Trainer) Recompute() {
 // computes only this rank's share of a step's micro-batches and sums the
 // gradients and loss over the ranks.
 func (tr *Trainer) DataParallel(dp train.DP) { tr.dp = dp }
+
+// Group makes the trainer one rank of g: DataParallel(g.DP), and with
+// g.TP the trainer's model must be this rank's shard (qwen2.Model.Shard on
+// g.TP). The TP ranks of a replica run the same micro-batches; after
+// Backward a shard's gradients are already the exact slices of the
+// replica's, so they are summed over g.DP only, and Update clips with the
+// whole model's norm (qwen2.Model.GradNorm), computed over g.TP.
+func (tr *Trainer) Group(g train.Group) {
+	tr.dp, tr.tp = g.DP, g.TP != nil
+}
 
 // Acts is the trainer's activation arena (reusable for evaluation).
 func (tr *Trainer) Acts() *qwen2.Acts { return tr.acts }
@@ -151,12 +162,35 @@ func (tr *Trainer) gradients(ctx context.Context, dp train.DP, micro []*qwen2.Ba
 }
 
 // Update clips the accumulated gradients, steps the optimizer at lr and
-// returns the pre-clip gradient norm.
+// returns the pre-clip gradient norm. On a shard (see Group) the norm is
+// the whole model's; when its collective fails the optimizer does not step
+// and Model.Err says why.
 func (tr *Trainer) Update(lr float64) float64 {
 	ps := tr.Model.P
-	norm := optim.ClipGradNorm(tr.Model.Backend(), ps.Weights.Grad, tr.Clip)
+	var norm float64
+	if tr.tp {
+		var err error
+		if norm, err = tr.Model.GradNorm(); err != nil {
+			return norm
+		}
+		clipTo(tr.Model.Backend(), ps.Weights.Grad, norm, tr.Clip)
+	} else {
+		norm = optim.ClipGradNorm(tr.Model.Backend(), ps.Weights.Grad, tr.Clip)
+	}
 	tr.Opt.Step(ps.Weights, lr)
 	return norm
+}
+
+// clipTo scales g so that its norm, given (a shard's gradient is a slice
+// of the model's, whose norm its own does not tell), is at most maxNorm,
+// with optim.ClipGradNorm's rule (0: no clipping).
+func clipTo(be engine.Backend, g *engine.Tensor, norm, maxNorm float64) {
+	if maxNorm <= 0 {
+		return
+	}
+	if coef := maxNorm / (norm + 1e-6); coef < 1 {
+		be.Scale(g, float32(coef))
+	}
 }
 
 // Step is Gradients followed by Update. A step without target tokens
