@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 
+	"purpcode/dist"
 	"purpcode/model/qwen2"
 )
 
@@ -67,6 +68,38 @@ type Options struct {
 	// tokenizer's Decode with special tokens skipped). Needed only when a
 	// request has stop strings.
 	Decode func(ids []int) string
+	// Agree, when set, makes the decision to stop common to a group of
+	// engines that must run in lockstep: it is called once per scheduling
+	// step with whether this engine's context has ended and returns
+	// whether any engine of the group stops (AgreeOn builds it over a
+	// dist.Comm). Engines on the tensor-parallel shards of one model
+	// (qwen2.Model.Shard) need it: every decode step is a collective, so
+	// one that stops alone leaves the others blocked in it. Everything else
+	// the engine decides is already the same on every shard (see
+	// doc.go), so no other agreement is needed.
+	Agree func(stop bool) (bool, error)
+}
+
+// ErrStoppedByPeer ends Run on an engine whose own context is live when
+// another engine of its Agree group stopped (at the same step).
+var ErrStoppedByPeer = errors.New("generate: stopped because another engine of the lockstep group stopped")
+
+// AgreeOn is an Options.Agree over comm: one float64 all-reduce of the
+// stop flags per scheduling step (small next to a step's collectives:
+// two all-reduces per layer and the logits' all-gather). It runs detached
+// from the run's cancellation, since a cancelled engine must still tell
+// the others; comm's own per-call timeout bounds it.
+func AgreeOn(comm dist.Comm) func(stop bool) (bool, error) {
+	return func(stop bool) (bool, error) {
+		v := []float64{0}
+		if stop {
+			v[0] = 1
+		}
+		if err := comm.AllReduceSumF64(context.Background(), v); err != nil {
+			return false, fmt.Errorf("generate: agreeing on stopping with the group: %w", err)
+		}
+		return v[0] > 0, nil
+	}
 }
 
 // Engine samples from one model. It holds the KV pool and a decoder; it is
@@ -189,7 +222,7 @@ func (e *Engine) Run(ctx context.Context, reqs []Request, onDone func(reqIndex i
 	defer r.release()
 	done := 0
 	for done < len(r.groups) {
-		if err := ctx.Err(); err != nil {
+		if err := e.stop(ctx); err != nil {
 			return err
 		}
 		forked := r.fork()
@@ -203,6 +236,26 @@ func (e *Engine) Run(ctx context.Context, reqs []Request, onDone func(reqIndex i
 		if !ran && forked == 0 && done < len(r.groups) {
 			return errors.New("generate: scheduler stalled with requests left (internal error)")
 		}
+	}
+	return nil
+}
+
+// stop returns the error that ends Run before its next step: ctx's when
+// it has ended, ErrStoppedByPeer when only another engine of the Agree
+// group stops, else nil.
+func (e *Engine) stop(ctx context.Context) error {
+	err := ctx.Err()
+	if e.opts.Agree == nil {
+		return err
+	}
+	anyStops, aerr := e.opts.Agree(err != nil)
+	switch {
+	case aerr != nil:
+		return errors.Join(err, aerr)
+	case err != nil:
+		return err
+	case anyStops:
+		return ErrStoppedByPeer
 	}
 	return nil
 }

@@ -51,7 +51,14 @@ type live struct {
 //
 // Scheduling and sampling are Run's, so a request's samples are the ones
 // Run would return for it alone, whatever else shares the batch.
+//
+// Serve refuses an engine with Options.Agree: requests arriving on each
+// rank's channel at their own times would give the ranks different
+// batches, and lockstep needs the same ones.
 func (e *Engine) Serve(ctx context.Context, in <-chan *LiveRequest) error {
+	if e.opts.Agree != nil {
+		return errors.New("generate: Serve cannot run in lockstep with other engines (Options.Agree): requests arrive on each rank at different times; use Run")
+	}
 	r := &run{e: e}
 	byIndex := map[int]*live{}
 	var order []*live // arrival order, for deterministic reporting

@@ -19,8 +19,12 @@ const launchAbout = "Starts N ranks of this binary on this machine, each running
 	"each rank's output is also written to --log-dir/rank-N.log. SIGINT/SIGTERM are forwarded to the\n" +
 	"ranks (a second one kills them). When a rank fails, the others are stopped and the launch exits 1\n" +
 	"naming the rank and its exit status. `sft` and `rl` started this way (or by torchrun or srun) train\n" +
-	"data-parallel: each rank takes a share of every step's micro-batches (sft) or prompts and packed rows\n" +
-	"(rl), gradients are summed over the ranks, and rank 0 alone writes metrics.jsonl and checkpoints."
+	"on all the ranks: with --tensor-parallel T (config key tensor_parallel) each group of T neighbouring\n" +
+	"ranks holds the shards of one model replica (Megatron layout; the rank count must be a multiple of T);\n" +
+	"the replicas are data-parallel: each takes a share of every step's micro-batches (sft) or prompts and\n" +
+	"packed rows (rl), and gradients are summed over them. Rank 0 alone prints progress and writes\n" +
+	"metrics.jsonl; rank 0 writes checkpoints, or with T > 1 each replica-0 rank its shard of them (a\n" +
+	"checkpoint is complete once its manifest is written; `purpcode export` consolidates one)."
 
 func runLaunch(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("launch", stderr)

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"purpcode/internal/progress"
+	"purpcode/train"
 	"purpcode/train/grpo"
 )
 
@@ -54,6 +55,7 @@ func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
 	fs.IntVar(&fl.SaveEvery, "save-every", fl.SaveEvery, "checkpoint every N steps (and at the end)")
 	fs.IntVar(&fl.Keep, "keep", fl.Keep, "checkpoints to keep (0: all)")
 	fs.BoolVar(&fl.Resume, "resume", fl.Resume, "continue from the newest complete checkpoint in --out")
+	fs.IntVar(&fl.TensorParallel, "tensor-parallel", fl.TensorParallel, "ranks holding the shards of one model replica (the launch's ranks must be a multiple of it; 1: no tensor parallelism)")
 	return configPath
 }
 
@@ -78,19 +80,19 @@ func runRL(args []string, stdout, stderr io.Writer) error {
 	defer closeBE()
 	ctx, stop := notifyInterrupt()
 	defer stop()
-	dp, leave, err := joinDataParallel(ctx, "rl", cfg, stderr)
+	dp, tp, leave, err := joinGroup(ctx, "rl", cfg, cfg.TensorParallel, stderr)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	opts := grpo.Options{Log: stderr, Backend: be, DP: dp}
+	opts := grpo.Options{Log: stderr, Backend: be, DP: dp, TP: tp}
 	if opts.Judge, err = loadJudge(cfg.JudgeModel, cpu.cpu()); err != nil {
 		return err
 	}
 	out := progress.New(stderr)
 	opts.Log = out
 	endBar := func() {}
-	if dp.Leader() {
+	if (train.Group{DP: dp, TP: tp}).Leader() {
 		endBar = opts.ShowProgress(out)
 	}
 	res, err := grpo.Run(ctx, cfg, opts)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"purpcode/internal/progress"
+	"purpcode/train"
 	"purpcode/train/sft"
 )
 
@@ -64,6 +65,7 @@ func sftFlags(fs *flag.FlagSet, fl *sft.Config) *string {
 	fs.BoolVar(&fl.Pack, "pack", fl.Pack, "pack several rows into each sequence")
 	fs.BoolVar(&fl.ActivationCheckpointing, "activation-checkpointing", fl.ActivationCheckpointing, "keep only each layer's input and recompute the rest in backward (same gradients, less memory)")
 	fs.StringVar(&fl.Overlong, "overlong", fl.Overlong, "rows longer than --seq-len: truncate or skip")
+	fs.IntVar(&fl.TensorParallel, "tensor-parallel", fl.TensorParallel, "ranks holding the shards of one model replica (the launch's ranks must be a multiple of it; 1: no tensor parallelism)")
 	return configPath
 }
 
@@ -104,16 +106,16 @@ func runSFT(args []string, stdout, stderr io.Writer) error {
 	defer closeBE()
 	ctx, stop := notifyInterrupt()
 	defer stop()
-	dp, leave, err := joinDataParallel(ctx, "sft", cfg, stderr)
+	dp, tp, leave, err := joinGroup(ctx, "sft", cfg, cfg.TensorParallel, stderr)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	opts := sft.Options{Log: stderr, Backend: be, DP: dp}
+	opts := sft.Options{Log: stderr, Backend: be, DP: dp, TP: tp}
 	out := progress.New(stderr)
 	opts.Log = out
 	endBar := func() {}
-	if dp.Leader() {
+	if (train.Group{DP: dp, TP: tp}).Leader() {
 		endBar = opts.ShowProgress(out)
 	}
 	res, err := sft.Run(ctx, cfg, opts)

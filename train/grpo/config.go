@@ -63,6 +63,11 @@ type Config struct {
 	// ActivationCheckpointing recomputes each layer's activations in
 	// backward from its saved input (qwen2.Acts.Recompute).
 	ActivationCheckpointing bool `yaml:"activation_checkpointing"`
+	// TensorParallel is the number of ranks holding the shards of one
+	// policy replica (1: no tensor parallelism); they roll out and train
+	// in lockstep. The launch's world size must be a multiple of it; the
+	// replicas are data parallel.
+	TensorParallel int `yaml:"tensor_parallel"`
 
 	NoCodeScore  float64 `yaml:"no_code_score"` // codesec reward for an answer without code
 	ScoreWorkers int     `yaml:"score_workers"` // concurrent oracle calls (0: cores)
@@ -81,7 +86,7 @@ func DefaultConfig() Config {
 		Temperature: 1, TopP: 1, MaxPromptLen: 512, MaxResponseLen: 512, Prefix: "## Analysis\n", RolloutBatch: 32,
 		LR: 1e-6, Schedule: optim.Constant, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, Clip: 1,
 		ClipLow: 0.2, ClipHigh: 0.25, ClipRatioC: DefaultClipRatioC, KLCoef: 0.001, PPOEpochs: 1, MiniBatches: 1,
-		NoCodeScore: 0.8, SaveEvery: 50,
+		NoCodeScore: 0.8, SaveEvery: 50, TensorParallel: 1,
 	}
 }
 
@@ -170,6 +175,9 @@ func (c *Config) Validate() error {
 		if !finite(kv.v) || kv.v < 0 {
 			bad(kv.key, "%v: want a finite value >= 0", kv.v)
 		}
+	}
+	if c.TensorParallel < 1 {
+		bad("tensor_parallel", "%d: want at least 1 (1: no tensor parallelism)", c.TensorParallel)
 	}
 	if c.PackLen != 0 && c.PackLen < c.MaxPromptLen+c.MaxResponseLen {
 		bad("pack_len", "%d is shorter than max_prompt_len + max_response_len = %d", c.PackLen, c.MaxPromptLen+c.MaxResponseLen)

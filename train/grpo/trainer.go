@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"purpcode/dist"
 	"purpcode/engine"
 	"purpcode/generate"
 	"purpcode/model/qwen2"
@@ -110,6 +111,16 @@ type Options struct {
 	// packed rows, and the gradients are summed over the ranks before
 	// clipping. Only rank 0 writes metrics.jsonl and checkpoints.
 	DP train.DP
+
+	// TP, when not nil, is this rank's tensor-parallel group: its ranks
+	// hold the shards of one policy replica and of the reference model
+	// (cfg.TensorParallel must equal its size), roll out the same prompts
+	// on their shards in lockstep, and train on the same packed rows; TP
+	// rank 0 scores the samples and sends the rewards to the others (see
+	// tp.go), and each rank saves its own checkpoint shard. DP then groups
+	// the ranks with the same TP rank of every replica. TP rank 0 of DP
+	// rank 0 writes metrics.jsonl and the log.
+	TP dist.Comm
 }
 
 // Result summarises a run.
@@ -150,6 +161,19 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if logw == nil {
 		logw = io.Discard
 	}
+	mcfg, err := qwen2.LoadConfig(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	g, err := opts.group(&cfg, mcfg)
+	if err != nil {
+		return nil, err
+	}
+	// One rank speaks for the group: the others would repeat its lines.
+	rankw := logw
+	if !g.Leader() {
+		logw = io.Discard
+	}
 	logf := func(format string, args ...any) { fmt.Fprintf(logw, "rl: "+format+"\n", args...) }
 	tok, err := tokenizer.Load(cfg.Model)
 	if err != nil {
@@ -172,9 +196,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if cfg.Resume && st == nil {
 		logf("resume: no complete checkpoint in %s, starting from the beginning", cfg.Out)
 	}
-	dp := opts.DP
-	// Every rank has looked at out before rank 0 starts writing there.
-	if err := dp.Barrier(ctx); err != nil {
+	dp := g.DP
+	// Every rank has looked at out before any starts writing there.
+	if err := barrier(ctx, g); err != nil {
 		return nil, err
 	}
 
@@ -182,14 +206,26 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if be == nil {
 		be = engine.NewDefaultCPU(engine.CPUOptions{})
 	}
-	pol, err := train.LoadPolicy(cfg.Model, st, from, train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, be)
+	// A shard's collectives run on the context it was made with: detached
+	// from the run's cancellation, so that an interrupt stops the ranks
+	// where they agree to (anyTrue, generate's Agree), never one of them in
+	// the middle of a forward pass. The Comm's timeouts still bound them.
+	shardCtx := context.WithoutCancel(ctx)
+	pol, err := train.LoadPolicyGroup(shardCtx, cfg.Model, st, from, train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, be, g)
 	if err != nil {
 		return nil, err
 	}
 	m, opt := pol.Model, pol.Opt
 	var ref *qwen2.Model
 	if cfg.KLCoef > 0 {
-		if ref, err = qwen2.Load(cfg.Model, be); err != nil {
+		// The frozen reference is sharded like the policy: each rank
+		// reads only its slices of the base model.
+		if g.TP == nil {
+			ref, err = qwen2.Load(cfg.Model, be)
+		} else {
+			ref, err = qwen2.LoadShard(shardCtx, cfg.Model, be, g.TP, g.Split)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("reference model: %w", err)
 		}
 	}
@@ -215,7 +251,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		defer closeScorer()
 		scorer = sc
 	}
-	eng, err := generate.New(m, generate.Options{MaxBatch: cfg.RolloutBatch, EOS: eos})
+	eo := generate.Options{MaxBatch: cfg.RolloutBatch, EOS: eos}
+	if g.TP != nil {
+		// The shards' engines decode in lockstep: they stop together.
+		eo.Agree = generate.AgreeOn(g.TP)
+	}
+	eng, err := generate.New(m, eo)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +287,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	stream.rng = rng
 
 	var mf *os.File
-	if dp.Leader() {
+	if g.Leader() {
 		if mf, err = train.OpenMetrics(cfg.Out, MetricsFile, st, nil); err != nil {
 			return nil, err
 		}
@@ -261,11 +302,13 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	logf("policy %s: %d parameters, %s; %d steps of %d prompts x %d samples (%s sampling)",
 		policyDir, m.P.Count(), be.Describe(), total, cfg.PromptsPerStep, cfg.GroupSize, cfg.Sampling)
-	if dp.Size() > 1 {
-		logf("data parallel: rank %d of %d; each step's prompts and packed rows are split between the ranks", dp.Rank(), dp.Size())
+	if g.TP != nil || dp.Size() > 1 {
+		// Every rank says where it stands, in its own log.
+		fmt.Fprintf(rankw, "rl: %s: data-parallel rank %d of %d, tensor-parallel rank %d of %d (%d of the policy's parameters); each step's prompts and packed rows are split between the data-parallel ranks\n",
+			g.Layout(), dp.Rank(), dp.Size(), g.TPRank(), g.TPSize(), m.P.Count())
 	}
 
-	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: m.NewActs(1, cfg.packLen()), dp: dp, grads: train.NewGradSum(m)}
+	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: m.NewActs(1, cfg.packLen()), dp: dp, group: g, grads: train.NewGradSum(m)}
 	if cfg.ActivationCheckpointing {
 		r.acts = m.NewActsRecompute(1, cfg.packLen())
 	}
@@ -280,15 +323,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	start := time.Now()
 	save := func() error {
-		if !dp.Leader() {
-			lastSaved, res.Checkpoint = step, train.StepDir(cfg.Out, step)
-			return nil
-		}
-		dir, err := pol.Save(cfg.Out, cfg.Keep, &train.State{
+		dir, err := pol.SaveGroup(ctx, cfg.Out, cfg.Keep, &train.State{
 			Trainer: "grpo", Step: step, Epoch: stream.epoch, MicroBatch: stream.pos, EpochSeed: stream.seed,
 			ElapsedS: elapsed0 + time.Since(start).Seconds(), Config: settings, ConfigHash: train.HashConfig(settings),
 			Extra: map[string]float64{"last_usable": sampler.LastUsable},
-		}, rng, opts.Hooks.Save)
+		}, rng, opts.Hooks.Save, g)
 		if err != nil {
 			return err
 		}
@@ -311,7 +350,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return res, err
 	}
 	for step < total {
-		interrupted, err := dp.AnyTrue(ctx, ctx.Err() != nil)
+		interrupted, err := anyTrue(ctx, g, ctx.Err() != nil)
 		if err != nil {
 			return res, fmt.Errorf("step %d: %w", step+1, err)
 		}
@@ -426,6 +465,7 @@ type runner struct {
 	sched  optim.Schedule
 	acts   *qwen2.Acts
 	dp     train.DP
+	group  train.Group // dp with the TP group
 	grads  *train.GradSum
 	// onRollout is Options.OnRollout.
 	onRollout func(step int64, done, total int)
@@ -545,6 +585,9 @@ func (r *runner) rollout(ctx context.Context, step int64, round int, ps []*promp
 			timing.tokens += len(s.Tokens)
 		}
 	}, func(ctx context.Context, i int, s generate.Sample) error {
+		if r.group.TPRank() != 0 {
+			return nil // TP rank 0 scores and sends the rewards (shareRewards)
+		}
 		g := groups[i]
 		row := g.p.row
 		row.Response = generate.CompletionText(r.tok, cfg.Prefix, s.Tokens)
@@ -705,11 +748,19 @@ func (r *runner) update(ctx context.Context, groups []*group, row *Metrics) erro
 					r.m.Backward(r.acts, pb.b)
 				})
 			}
+			// A shard's collectives of the passes above fail silently
+			// (Model.Err); its gradient must not reach the optimizer.
+			if err := r.m.Err(); err != nil {
+				return err
+			}
 			if err := r.grads.End(ctx, r.dp); err != nil {
 				return err
 			}
 			lr := r.sched.At(int(r.opt.Steps()))
-			norm := optim.ClipGradNorm(r.m.Backend(), r.m.P.Weights.Grad, cfg.Clip)
+			norm, err := r.clipGrad()
+			if err != nil {
+				return err
+			}
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
 				return fmt.Errorf("gradient norm is %v; stopping; %s", norm, train.DescribeLastCheckpoint(cfg.Out))
 			}
@@ -762,6 +813,9 @@ func (r *runner) statsShared(ctx context.Context, model *qwen2.Model, packs []*p
 	lo, hi := r.dp.Share(len(packs))
 	for _, pb := range packs[lo:hi] {
 		r.stats(model, pb, seqs, dst)
+	}
+	if err := model.Err(); err != nil {
+		return err
 	}
 	if r.dp.Size() == 1 {
 		return nil
@@ -918,13 +972,18 @@ type wireSample struct {
 	Format      bool
 }
 
-// rolloutShared is rollout over a data-parallel group: this rank rolls out
-// and scores its Share of ps, and every rank gets every group, in ps's
-// order, rebuilt from what the ranks sent (so all ranks hold the same
-// values). When any rank's rollout fails, every rank returns an error (the
-// others train.ErrStoppedByPeer), so that all stop at the same step.
+// rolloutShared is rollout over a TP×DP group: the TP ranks of each
+// replica roll out the replica's Share of ps together (TP rank 0 scores
+// them and sends the rewards to the others), and every rank gets every
+// group, in ps's order, rebuilt from what the replicas sent (so all ranks
+// hold the same values). When any rank's rollout fails or is interrupted,
+// every rank returns an error at the same point: its own, or
+// train.ErrStoppedByPeer when another rank was interrupted, or
+// errPeerFailed when another rank failed, so that all stop at the same
+// step and only an interrupt leads to a save (which every rank of a
+// sharded policy joins).
 func (r *runner) rolloutShared(ctx context.Context, step int64, round int, ps []*prompt) ([]*group, rolloutTiming, error) {
-	if r.dp.Size() == 1 {
+	if r.dp.Size() == 1 && r.group.TP == nil {
 		return r.rollout(ctx, step, round, ps, 0)
 	}
 	lo, hi := r.dp.Share(len(ps))
@@ -934,14 +993,42 @@ func (r *runner) rolloutShared(ctx context.Context, step int64, round int, ps []
 	if hi > lo {
 		mine, timing, err = r.rollout(ctx, step, round, ps[lo:hi], lo)
 	}
-	failed, cerr := r.dp.AnyTrue(ctx, err != nil)
+	if errors.Is(err, generate.ErrStoppedByPeer) {
+		// Another shard's engine stopped: that rank says why below.
+		err = train.ErrStoppedByPeer
+	}
+	stopped := err != nil && (ctx.Err() != nil || errors.Is(err, train.ErrStoppedByPeer))
+	failed := err != nil && !stopped
+	n, cerr := countTrue(ctx, r.group, stopped, failed)
 	switch {
-	case err != nil:
+	case failed:
 		return nil, timing, err
 	case cerr != nil:
-		return nil, timing, cerr
-	case failed:
+		return nil, timing, errors.Join(err, cerr)
+	case n[1] > 0:
+		return nil, timing, errPeerFailed
+	case err != nil:
+		return nil, timing, err
+	case n[0] > 0:
 		return nil, timing, train.ErrStoppedByPeer
+	}
+	if r.group.TP != nil {
+		// Only a rank whose tokens differ from its TP rank 0's fails
+		// here; the others learn of it rather than wait for it in the
+		// next collective.
+		err := r.shareRewards(ctx, mine)
+		n, cerr := countTrue(ctx, r.group, err != nil)
+		switch {
+		case err != nil:
+			return nil, timing, err
+		case cerr != nil:
+			return nil, timing, cerr
+		case n[0] > 0:
+			return nil, timing, errPeerFailed
+		}
+	}
+	if r.dp.Size() == 1 {
+		return mine, timing, nil
 	}
 	wire := make([][]wireSample, len(mine))
 	for i, g := range mine {
