@@ -1,10 +1,12 @@
 package kernels
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 	"unsafe"
 )
 
@@ -23,8 +25,11 @@ var ncclSymbols = []string{
 }
 
 // ncclOptionalSymbols: ncclGetLastError (NCCL 2.13+) adds the library's
-// own explanation to an error.
-var ncclOptionalSymbols = []string{"ncclGetLastError"}
+// own explanation to an error. ncclStandInSymbol is defined only by the
+// tests' stand-in library (see NCCL.standIn); no NCCL release has it.
+var ncclOptionalSymbols = []string{"ncclGetLastError", ncclStandInSymbol}
+
+const ncclStandInSymbol = "purpcode_nccl_stand_in"
 
 // ncclMinVersion is NCCL 2.10, the first with ncclBfloat16: the weights
 // are all-gathered as bf16.
@@ -101,6 +106,11 @@ type NCCL struct {
 	lib     *dlLib
 	Path    string // what was dlopen'd
 	Version int    // ncclGetVersion, e.g. 22105 for 2.21.5
+	// standIn is set for a library defining ncclStandInSymbol: the tests'
+	// stand-in, whose collectives touch no memory (in place, one rank: the
+	// result is the input), so it may run on the emulated device (a real
+	// NCCL may not: it would dereference emulator addresses).
+	standIn bool
 }
 
 // LoadNCCL opens libnccl.so.2 with the search rules of the other CUDA
@@ -127,7 +137,7 @@ func openNCCL(path string) (*NCCL, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &NCCL{lib: lib, Path: path}
+	n := &NCCL{lib: lib, Path: path, standIn: ncclHasSym(lib, ncclStandInSymbol)}
 	v, err := n.getVersion()
 	if err != nil {
 		lib.close()
@@ -191,13 +201,19 @@ type NCCLComm struct {
 // InitRank joins communicator id as rank of nranks, on ctx's device. It
 // blocks until every rank has joined. NCCL runs on real devices only.
 //
-// Not yet run on a GPU: NCCL works through the CUDA runtime, whose
-// cudaSetDevice binds the device's primary context, so ctx, its buffers
-// and its streams should belong to the primary context
-// (cuDevicePrimaryCtxRetain); a context from cuCtxCreate may see NCCL
-// fail with invalid-handle or illegal-address errors.
+// ctx should be the device's primary context (cuDevicePrimaryCtxRetain),
+// not one from cuCtxCreate (Driver.NewContext today; not yet run on a
+// GPU). NCCL works through the CUDA runtime: its initialisation
+// (ncclCommInitRankFunc) and its proxy threads call cudaSetDevice, which
+// binds the primary context, and NCCL allocates its buffers and loads its
+// kernels there; its maintainers state that the context current at
+// creation must be current for every operation (NVIDIA/nccl#565), and
+// ncclCommInitRank is reported to switch the thread to the primary
+// context (NVIDIA/nccl#1736). Buffers and streams of another context
+// would then meet NCCL's kernels in a different address space
+// (invalid-handle or illegal-address errors).
 func (n *NCCL) InitRank(ctx *Context, id NCCLUniqueID, nranks, rank int) (*NCCLComm, error) {
-	if ctx.Emulated() {
+	if ctx.Emulated() && !n.standIn {
 		return nil, fmt.Errorf("ncclCommInitRank: %s is an emulated device; NCCL needs a real GPU", ctx.Dev.Name)
 	}
 	if nranks < 1 || rank < 0 || rank >= nranks {
@@ -274,4 +290,405 @@ func (n *NCCL) check(op string, comm unsafe.Pointer, code int) error {
 		msg = strings.TrimSpace(msg + ": " + last)
 	}
 	return &NCCLError{Op: op, Code: code, Msg: msg}
+}
+
+// Size is the bytes of one element of dt.
+func (dt NCCLDataType) Size() int {
+	switch dt {
+	case NCCLInt8, NCCLUint8:
+		return 1
+	case NCCLFloat16, NCCLBfloat16:
+		return 2
+	case NCCLInt32, NCCLUint32, NCCLFloat32:
+		return 4
+	case NCCLInt64, NCCLUint64, NCCLFloat64:
+		return 8
+	}
+	return 0
+}
+
+// NCCLDevice is the device a rank's NCCL communicator runs on, as the
+// packages above the backends hold it: only engine, engine/cuda and
+// kernels may touch device memory (internal/archtest), so dist receives
+// the backend's context wrapped, and only NCCLRank's methods, which stage
+// through buffers they own, use it.
+type NCCLDevice struct{ ctx *Context }
+
+// NewNCCLDevice wraps the context the rank's backend computes on; NCCL's
+// collectives must run in the context that owns the tensors.
+func NewNCCLDevice(ctx *Context) NCCLDevice { return NCCLDevice{ctx: ctx} }
+
+// String names the device.
+func (d NCCLDevice) String() string {
+	if d.ctx == nil {
+		return "no device"
+	}
+	return d.ctx.Dev.Name
+}
+
+// NCCLRank is one rank of an NCCL communicator with what a blocking
+// collective needs: its own stream, a device buffer and a pinned host
+// buffer for staging host slices, both grown on demand and never shrunk.
+// Every call queues copies and the collective on the stream and waits for
+// them (see await), so when it returns the result is in place. After any
+// failure the communicator has been aborted and every later call returns
+// the first error. Not safe for concurrent use.
+type NCCLRank struct {
+	comm     *NCCLComm
+	ctx      *Context
+	stream   Stream
+	dev      DevicePtr
+	devBytes uint64
+	host     *HostBuffer
+	// Poll is how often a waiting call checks the communicator's
+	// asynchronous error (a lost peer); 10 ms when zero.
+	Poll time.Duration
+	err  error
+	// running is closed when the stream wait of the last call returned;
+	// after an abort it may stay open (a hung device), and then the
+	// staging buffers are not freed.
+	running chan struct{}
+	aborted bool
+	closed  bool
+}
+
+// JoinRank joins communicator id as rank of nranks on dev (InitRank) and
+// creates the rank's stream.
+func (n *NCCL) JoinRank(dev NCCLDevice, id NCCLUniqueID, nranks, rank int) (*NCCLRank, error) {
+	if dev.ctx == nil {
+		return nil, fmt.Errorf("nccl: rank %d of %d: no device", rank, nranks)
+	}
+	c, err := n.InitRank(dev.ctx, id, nranks, rank)
+	if err != nil {
+		return nil, err
+	}
+	s, err := dev.ctx.NewStream()
+	if err != nil {
+		_ = c.Destroy()
+		return nil, fmt.Errorf("nccl: rank %d of %d: stream: %w", rank, nranks, err)
+	}
+	done := make(chan struct{})
+	close(done)
+	return &NCCLRank{comm: c, ctx: dev.ctx, stream: s, running: done}, nil
+}
+
+// Rank is this rank's index; Size the number of ranks.
+func (r *NCCLRank) Rank() int { return r.comm.Rank }
+
+// Size is the number of ranks in the communicator.
+func (r *NCCLRank) Size() int { return r.comm.Size }
+
+// Err is the failure that broke the rank, nil while healthy.
+func (r *NCCLRank) Err() error { return r.err }
+
+// AllReduceHost sums buf (host bytes holding elements of dt) over every
+// rank, in place.
+func (r *NCCLRank) AllReduceHost(ctx context.Context, buf []byte, dt NCCLDataType) error {
+	count, err := elems("ncclAllReduce", len(buf), dt)
+	if err != nil || count == 0 {
+		return err
+	}
+	return r.staged(ctx, "ncclAllReduce", len(buf), func(h []byte) { copy(h, buf) }, func(h []byte) { copy(buf, h) },
+		func(p DevicePtr) int { return r.comm.n.allReduce(r.comm, p, p, count, dt, NCCLSum, r.stream) })
+}
+
+// ReduceScatterHost sums in over every rank and leaves block Rank of the
+// sum in out: in holds Size equal blocks, and out receives the first
+// len(out) bytes of this rank's block (a caller whose chunks are shorter
+// than the block, because it padded them, passes its chunk's length).
+// The collective runs in place in the staging buffer.
+func (r *NCCLRank) ReduceScatterHost(ctx context.Context, in, out []byte, dt NCCLDataType) error {
+	const op = "ncclReduceScatter"
+	block, err := r.blockBytes(op, len(in), dt)
+	if err != nil {
+		return err
+	}
+	if len(out) > block {
+		return fmt.Errorf("%s: output of %d bytes, more than the %d-byte block of rank %d (input %d bytes over %d ranks)", op, len(out), block, r.Rank(), len(in), r.Size())
+	}
+	if block == 0 {
+		return nil
+	}
+	off := r.Rank() * block
+	return r.staged(ctx, op, len(in), func(h []byte) { copy(h, in) }, func(h []byte) { copy(out, h[off:off+len(out)]) },
+		func(p DevicePtr) int {
+			return r.comm.n.reduceScatter(r.comm, p, p+DevicePtr(off), block/dt.Size(), dt, NCCLSum, r.stream)
+		})
+}
+
+// AllGatherHost concatenates every rank's block into out, which holds Size
+// equal blocks: this rank's in goes to block Rank, zero-padded when it is
+// shorter than the block. The collective runs in place.
+func (r *NCCLRank) AllGatherHost(ctx context.Context, in, out []byte, dt NCCLDataType) error {
+	const op = "ncclAllGather"
+	block, err := r.blockBytes(op, len(out), dt)
+	if err != nil {
+		return err
+	}
+	if len(in) > block {
+		return fmt.Errorf("%s: input of %d bytes, more than the %d-byte block of rank %d (output %d bytes over %d ranks)", op, len(in), block, r.Rank(), len(out), r.Size())
+	}
+	if block == 0 {
+		return nil
+	}
+	off := r.Rank() * block
+	return r.staged(ctx, op, len(out), func(h []byte) { clear(h[off : off+block]); copy(h[off:], in) }, func(h []byte) { copy(out, h) },
+		func(p DevicePtr) int {
+			return r.comm.n.allGather(r.comm, p+DevicePtr(off), p, block/dt.Size(), dt, r.stream)
+		})
+}
+
+// BroadcastHost copies root's buf into every other rank's buf.
+func (r *NCCLRank) BroadcastHost(ctx context.Context, buf []byte, root int) error {
+	if root < 0 || root >= r.Size() {
+		return fmt.Errorf("ncclBroadcast: root %d outside %d ranks", root, r.Size())
+	}
+	if len(buf) == 0 {
+		return nil
+	}
+	return r.staged(ctx, "ncclBroadcast", len(buf), func(h []byte) { copy(h, buf) }, func(h []byte) { copy(buf, h) },
+		func(p DevicePtr) int { return r.comm.n.broadcast(r.comm, p, p, len(buf), NCCLUint8, root, r.stream) })
+}
+
+// AllReduceDevice sums count elements at p over every rank, in place, for
+// tensors that live on the device (no staging).
+func (r *NCCLRank) AllReduceDevice(ctx context.Context, p DevicePtr, count int, dt NCCLDataType) error {
+	return r.device(ctx, "ncclAllReduce", count, func() int { return r.comm.n.allReduce(r.comm, p, p, count, dt, NCCLSum, r.stream) })
+}
+
+// ReduceScatterDevice sums Size blocks of block elements at p over every
+// rank and leaves block Rank's sum in place (at p + Rank*block elements).
+func (r *NCCLRank) ReduceScatterDevice(ctx context.Context, p DevicePtr, block int, dt NCCLDataType) error {
+	off := DevicePtr(r.Rank() * block * dt.Size())
+	return r.device(ctx, "ncclReduceScatter", block, func() int {
+		return r.comm.n.reduceScatter(r.comm, p, p+off, block, dt, NCCLSum, r.stream)
+	})
+}
+
+// AllGatherDevice fills the Size blocks of block elements at p with every
+// rank's block Rank, in place.
+func (r *NCCLRank) AllGatherDevice(ctx context.Context, p DevicePtr, block int, dt NCCLDataType) error {
+	off := DevicePtr(r.Rank() * block * dt.Size())
+	return r.device(ctx, "ncclAllGather", block, func() int { return r.comm.n.allGather(r.comm, p+off, p, block, dt, r.stream) })
+}
+
+// BroadcastDevice copies root's count elements at p to every rank's p.
+func (r *NCCLRank) BroadcastDevice(ctx context.Context, p DevicePtr, count int, dt NCCLDataType, root int) error {
+	if root < 0 || root >= r.Size() {
+		return fmt.Errorf("ncclBroadcast: root %d outside %d ranks", root, r.Size())
+	}
+	return r.device(ctx, "ncclBroadcast", count, func() int { return r.comm.n.broadcast(r.comm, p, p, count, dt, root, r.stream) })
+}
+
+// Close destroys the communicator (or nothing more, after an abort) and
+// frees the stream and staging buffers once no wait is pending on them.
+func (r *NCCLRank) Close() error {
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	var errs []error
+	if !r.aborted {
+		if err := r.comm.Destroy(); err != nil {
+			errs = append(errs, err)
+		}
+		r.aborted = true // the handle is gone either way
+	}
+	select {
+	case <-r.running:
+	default:
+		// A wait still blocks on the stream (a device that did not stop
+		// after the abort): freeing what it uses could crash the device.
+		return errors.Join(append(errs, errors.New("nccl: a collective was still running at Close; its buffers are left to the process's exit"))...)
+	}
+	if r.host != nil {
+		errs = append(errs, r.host.Free())
+		r.host = nil
+	}
+	if r.devBytes > 0 {
+		errs = append(errs, r.ctx.MemFree(r.dev))
+		r.dev, r.devBytes = 0, 0
+	}
+	errs = append(errs, r.ctx.DestroyStream(r.stream))
+	if r.err == nil {
+		r.err = errors.New("nccl: rank closed")
+	}
+	return errors.Join(errs...)
+}
+
+func elems(op string, nbytes int, dt NCCLDataType) (int, error) {
+	es := dt.Size()
+	if es == 0 {
+		return 0, fmt.Errorf("%s: unknown data type %d", op, dt)
+	}
+	if nbytes%es != 0 {
+		return 0, fmt.Errorf("%s: %d bytes is not a whole number of %d-byte elements", op, nbytes, es)
+	}
+	return nbytes / es, nil
+}
+
+// blockBytes is the byte length of one rank's block of a buffer of total
+// bytes made of Size equal blocks of whole elements.
+func (r *NCCLRank) blockBytes(op string, total int, dt NCCLDataType) (int, error) {
+	count, err := elems(op, total, dt)
+	if err != nil {
+		return 0, err
+	}
+	if count%r.Size() != 0 {
+		return 0, fmt.Errorf("%s: %d elements do not split into %d equal blocks (pad to a multiple of the rank count)", op, count, r.Size())
+	}
+	return total / r.Size(), nil
+}
+
+// grow makes the staging buffers hold at least n bytes.
+func (r *NCCLRank) grow(n int) error {
+	if r.host == nil || r.host.Len < n {
+		h, err := r.ctx.AllocHost(n)
+		if err != nil {
+			return fmt.Errorf("pinned staging buffer of %d bytes: %w", n, err)
+		}
+		if r.host != nil {
+			_ = r.host.Free()
+		}
+		r.host = h
+	}
+	if r.devBytes < uint64(n) {
+		p, err := r.ctx.MemAlloc(uint64(n))
+		if err != nil {
+			return fmt.Errorf("device staging buffer of %d bytes: %w", n, err)
+		}
+		if r.devBytes > 0 {
+			_ = r.ctx.MemFree(r.dev)
+		}
+		r.dev, r.devBytes = p, uint64(n)
+	}
+	return nil
+}
+
+// staged runs a collective on host memory: fill writes the n bytes to
+// stage into the pinned buffer, they are copied to the device buffer,
+// the collective runs there, the bytes come back and drain reads them.
+// Copies and collective are queued on the rank's stream, so they run in
+// order without a synchronisation between them.
+func (r *NCCLRank) staged(ctx context.Context, op string, n int, fill, drain func([]byte), call func(DevicePtr) int) error {
+	if r.err != nil {
+		return r.err
+	}
+	if err := r.grow(n); err != nil {
+		return r.fail(fmt.Errorf("%s: %w", op, err))
+	}
+	h := r.host.Bytes()[:n]
+	fill(h)
+	if err := r.ctx.CopyToDeviceAsync(r.dev, r.host, 0, n, r.stream); err != nil {
+		return r.fail(fmt.Errorf("%s: staging copy to the device: %w", op, err))
+	}
+	if err := r.comm.call(op, call(r.dev)); err != nil {
+		return r.fail(err)
+	}
+	if err := r.ctx.CopyFromDeviceAsync(r.host, 0, n, r.dev, r.stream); err != nil {
+		return r.fail(fmt.Errorf("%s: staging copy from the device: %w", op, err))
+	}
+	if err := r.wait(ctx, op); err != nil {
+		return err
+	}
+	drain(h)
+	return nil
+}
+
+// device runs a collective on device memory and waits for it.
+func (r *NCCLRank) device(ctx context.Context, op string, count int, call func() int) error {
+	if r.err != nil {
+		return r.err
+	}
+	if count < 0 {
+		return fmt.Errorf("%s: negative count %d", op, count)
+	}
+	if count == 0 {
+		return nil
+	}
+	if err := r.comm.call(op, call()); err != nil {
+		return r.fail(err)
+	}
+	return r.wait(ctx, op)
+}
+
+// wait blocks until the stream has run everything queued, the context
+// ends or the communicator reports an asynchronous error; in the last two
+// cases it aborts the communicator (the only way to stop a collective that
+// waits for a peer) and the rank is broken.
+func (r *NCCLRank) wait(ctx context.Context, op string) error {
+	done := make(chan error, 1)
+	running := make(chan struct{})
+	r.running = running
+	go func() {
+		defer close(running)
+		done <- r.ctx.Synchronize(r.stream)
+	}()
+	poll := r.Poll
+	if poll <= 0 {
+		poll = 10 * time.Millisecond
+	}
+	err := awaitNCCL(ctx, op, done, poll, r.comm.AsyncError, func() {
+		r.aborted = true
+		_ = r.comm.Abort()
+	})
+	if err != nil {
+		return r.fail(err)
+	}
+	return nil
+}
+
+func (r *NCCLRank) fail(err error) error {
+	if r.err == nil {
+		r.err = err
+	}
+	if !r.aborted {
+		r.aborted = true
+		_ = r.comm.Abort()
+	}
+	return err
+}
+
+// ncclAbortGrace bounds the wait for a stream after an abort: NCCL's
+// kernels poll the abort flag and exit, and a device that does not is not
+// waited for forever.
+const ncclAbortGrace = 10 * time.Second
+
+// awaitNCCL waits for done (the stream's completion), checking asyncErr
+// every poll; when the context ends or asyncErr reports a failure it calls
+// abort, waits up to ncclAbortGrace for done, and returns an error naming
+// op. A failure of the stream itself (a CUDA error) is returned as is.
+func awaitNCCL(ctx context.Context, op string, done <-chan error, poll time.Duration, asyncErr func() error, abort func()) error {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	var cause error
+	for cause == nil {
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			// A collective can complete on this rank while the
+			// communicator broke (a peer lost after its last send).
+			if err := asyncErr(); err != nil {
+				return fmt.Errorf("%s: %w", op, err)
+			}
+			return nil
+		case <-ctx.Done():
+			cause = fmt.Errorf("%s: %w (communicator aborted)", op, context.Cause(ctx))
+		case <-t.C:
+			if err := asyncErr(); err != nil {
+				cause = fmt.Errorf("%s: %w (communicator aborted)", op, err)
+			}
+		}
+	}
+	abort()
+	grace := time.NewTimer(ncclAbortGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		cause = fmt.Errorf("%w; the stream did not stop within %s of the abort", cause, ncclAbortGrace)
+	}
+	return cause
 }

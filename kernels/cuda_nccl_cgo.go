@@ -28,7 +28,8 @@ typedef int (*pc_nccl_setcur_fn)(void *);                 // cuCtxSetCurrent
 // same C call, as cuda_cgo.go's PC_CTX does: a goroutine may change OS
 // threads between two cgo calls, and NCCL uses whatever is current. A
 // context that cannot be made current reads as ncclUnhandledCudaError (1).
-#define PC_NCCL_CTX(setcur, ctx) do { int r_ = ((pc_nccl_setcur_fn)(setcur))(ctx); if (r_ != 0) return 1; } while (0)
+// setcur is NULL for an emulated context (the tests' stand-in library).
+#define PC_NCCL_CTX(setcur, ctx) do { if ((setcur) != NULL) { int r_ = ((pc_nccl_setcur_fn)(setcur))(ctx); if (r_ != 0) return 1; } } while (0)
 
 static int pc_nccl_version(void *fn, int *v) { return ((ncclGetVersion_fn)fn)(v); }
 static int pc_nccl_unique_id(void *fn, void *out) {
@@ -82,6 +83,18 @@ func ncclOpen(path string) (*dlLib, error) { return dlopenSyms(path, ncclSymbols
 
 func (n *NCCL) sym(name string) unsafe.Pointer { return n.lib.syms[name] }
 
+// ncclHasSym reports whether l resolved the optional symbol s.
+func ncclHasSym(l *dlLib, s string) bool { return l.syms[s] != nil }
+
+// ncclCur is the cuCtxSetCurrent entry and the context handle the shims
+// make current; both nil on an emulated context, which has no driver.
+func ncclCur(ctx *Context) (setcur, h unsafe.Pointer) {
+	if ctx.Emulated() {
+		return nil, nil
+	}
+	return ctx.setcur(), ctx.ctx
+}
+
 func (n *NCCL) getVersion() (int, error) {
 	var v C.int
 	if r := C.pc_nccl_version(n.sym("ncclGetVersion"), &v); r != 0 {
@@ -97,32 +110,38 @@ func (n *NCCL) getUniqueID(id *NCCLUniqueID) int {
 
 func (n *NCCL) commInitRank(ctx *Context, id *NCCLUniqueID, nranks, rank int) (unsafe.Pointer, int) {
 	var comm unsafe.Pointer
-	r := C.pc_nccl_init_rank(ctx.setcur(), ctx.ctx, n.sym("ncclCommInitRank"), &comm, C.int(nranks), unsafe.Pointer(&id[0]), C.int(rank))
+	setcur, h := ncclCur(ctx)
+	r := C.pc_nccl_init_rank(setcur, h, n.sym("ncclCommInitRank"), &comm, C.int(nranks), unsafe.Pointer(&id[0]), C.int(rank))
 	return comm, int(r)
 }
 
 func (n *NCCL) allReduce(c *NCCLComm, send, recv DevicePtr, count int, dt NCCLDataType, op NCCLRedOp, s Stream) int {
-	return int(C.pc_nccl_all_reduce(c.ctx.setcur(), c.ctx.ctx, n.sym("ncclAllReduce"), C.ulonglong(send), C.ulonglong(recv),
+	setcur, h := ncclCur(c.ctx)
+	return int(C.pc_nccl_all_reduce(setcur, h, n.sym("ncclAllReduce"), C.ulonglong(send), C.ulonglong(recv),
 		C.size_t(count), C.int(dt), C.int(op), c.h, s.h))
 }
 
 func (n *NCCL) reduceScatter(c *NCCLComm, send, recv DevicePtr, count int, dt NCCLDataType, op NCCLRedOp, s Stream) int {
-	return int(C.pc_nccl_reduce_scatter(c.ctx.setcur(), c.ctx.ctx, n.sym("ncclReduceScatter"), C.ulonglong(send), C.ulonglong(recv),
+	setcur, h := ncclCur(c.ctx)
+	return int(C.pc_nccl_reduce_scatter(setcur, h, n.sym("ncclReduceScatter"), C.ulonglong(send), C.ulonglong(recv),
 		C.size_t(count), C.int(dt), C.int(op), c.h, s.h))
 }
 
 func (n *NCCL) allGather(c *NCCLComm, send, recv DevicePtr, count int, dt NCCLDataType, s Stream) int {
-	return int(C.pc_nccl_all_gather(c.ctx.setcur(), c.ctx.ctx, n.sym("ncclAllGather"), C.ulonglong(send), C.ulonglong(recv),
+	setcur, h := ncclCur(c.ctx)
+	return int(C.pc_nccl_all_gather(setcur, h, n.sym("ncclAllGather"), C.ulonglong(send), C.ulonglong(recv),
 		C.size_t(count), C.int(dt), c.h, s.h))
 }
 
 func (n *NCCL) broadcast(c *NCCLComm, send, recv DevicePtr, count int, dt NCCLDataType, root int, s Stream) int {
-	return int(C.pc_nccl_broadcast(c.ctx.setcur(), c.ctx.ctx, n.sym("ncclBroadcast"), C.ulonglong(send), C.ulonglong(recv),
+	setcur, h := ncclCur(c.ctx)
+	return int(C.pc_nccl_broadcast(setcur, h, n.sym("ncclBroadcast"), C.ulonglong(send), C.ulonglong(recv),
 		C.size_t(count), C.int(dt), C.int(root), c.h, s.h))
 }
 
 func (n *NCCL) commFree(c *NCCLComm, sym string) int {
-	return int(C.pc_nccl_comm(c.ctx.setcur(), c.ctx.ctx, n.sym(sym), c.h))
+	setcur, h := ncclCur(c.ctx)
+	return int(C.pc_nccl_comm(setcur, h, n.sym(sym), c.h))
 }
 
 func (n *NCCL) asyncError(comm unsafe.Pointer) (res, code int) {

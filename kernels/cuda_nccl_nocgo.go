@@ -8,6 +8,7 @@ import "unsafe"
 // are unreachable.
 
 func ncclOpen(string) (*dlLib, error)                                                { return nil, errNoCgo }
+func ncclHasSym(*dlLib, string) bool                                                 { return false }
 func (n *NCCL) getVersion() (int, error)                                             { return 0, errNoCgo }
 func (n *NCCL) getUniqueID(*NCCLUniqueID) int                                        { return 1 }
 func (n *NCCL) commInitRank(*Context, *NCCLUniqueID, int, int) (unsafe.Pointer, int) { return nil, 1 }

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"purpcode/kernels/ptxemu"
 )
@@ -190,5 +192,76 @@ func TestNCCLTooOld(t *testing.T) {
 	_, err := LoadNCCL(CUDALibOptions{Dir: dir})
 	if err == nil || !strings.Contains(err.Error(), "NCCL 2.7.8 is older than 2.10") {
 		t.Errorf("NCCL 2.7.8: %v", err)
+	}
+}
+
+// TestNCCLAwait drives the wait of a blocking collective through its
+// three endings with a stream that completes only when told to: done, a
+// context that ends (abort, then the stream stops), an asynchronous error
+// of the communicator (abort too).
+func TestNCCLAwait(t *testing.T) {
+	healthy := func() error { return nil }
+	t.Run("done", func(t *testing.T) {
+		done := make(chan error, 1)
+		done <- nil
+		aborted := false
+		if err := awaitNCCL(context.Background(), "ncclAllReduce", done, time.Millisecond, healthy, func() { aborted = true }); err != nil || aborted {
+			t.Errorf("err %v, aborted %v", err, aborted)
+		}
+	})
+	t.Run("stream error", func(t *testing.T) {
+		done := make(chan error, 1)
+		done <- errors.New("an illegal memory access was encountered")
+		err := awaitNCCL(context.Background(), "ncclAllGather", done, time.Millisecond, healthy, func() { t.Error("aborted") })
+		if err == nil || err.Error() != "ncclAllGather: an illegal memory access was encountered" {
+			t.Errorf("err %v", err)
+		}
+	})
+	t.Run("deadline", func(t *testing.T) {
+		done := make(chan error, 1)
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(errors.New("no completion within 2s"))
+		// The stream stops only once the communicator is aborted, as
+		// NCCL's kernels do when they see the abort flag.
+		err := awaitNCCL(ctx, "ncclReduceScatter", done, time.Hour, healthy, func() { done <- errors.New("aborted") })
+		if err == nil || !strings.Contains(err.Error(), "ncclReduceScatter: no completion within 2s (communicator aborted)") {
+			t.Errorf("err %v", err)
+		}
+	})
+	t.Run("lost peer", func(t *testing.T) {
+		done := make(chan error, 1)
+		lost := &NCCLError{Op: "NCCL communicator", Code: 6, Msg: "remote process exited"}
+		polls := 0
+		asyncErr := func() error {
+			if polls++; polls < 3 {
+				return nil
+			}
+			return lost
+		}
+		err := awaitNCCL(context.Background(), "ncclBroadcast", done, time.Millisecond, asyncErr, func() { done <- nil })
+		var ne *NCCLError
+		if !errors.As(err, &ne) || ne.Code != 6 || !strings.Contains(err.Error(), "ncclBroadcast: NCCL communicator: remote process exited (ncclRemoteError) (communicator aborted)") {
+			t.Errorf("err %v after %d polls", err, polls)
+		}
+	})
+	t.Run("broken after completion", func(t *testing.T) {
+		done := make(chan error, 1)
+		done <- nil
+		lost := errors.New("peer gone")
+		err := awaitNCCL(context.Background(), "ncclAllReduce", done, time.Hour, func() error { return lost }, func() { t.Error("aborted") })
+		if !errors.Is(err, lost) {
+			t.Errorf("err %v", err)
+		}
+	})
+}
+
+func TestNCCLDataTypeSize(t *testing.T) {
+	for dt, want := range map[NCCLDataType]int{NCCLUint8: 1, NCCLBfloat16: 2, NCCLFloat32: 4, NCCLFloat64: 8, NCCLDataType(42): 0} {
+		if got := dt.Size(); got != want {
+			t.Errorf("%d.Size() = %d, want %d", dt, got, want)
+		}
+	}
+	if _, err := elems("ncclAllReduce", 6, NCCLFloat32); err == nil || !strings.Contains(err.Error(), "6 bytes is not a whole number of 4-byte elements") {
+		t.Errorf("6 bytes of fp32: %v", err)
 	}
 }

@@ -10,6 +10,7 @@
 # GPU machine:
 #
 #   scripts/gpu-check.sh build   # here: go test -c / go build into bin/gpu-check/
+#   scripts/gpu-check.sh build parallel   # only the `parallel` step's binaries
 #   scripts/gpu-check.sh run     # on the GPU machine, from the repository root
 #   scripts/gpu-check.sh         # both, on a GPU machine that has Go
 #   scripts/gpu-check.sh run engine/cuda attention   # only these steps
@@ -35,7 +36,22 @@
 #                          PyTorch eager with bf16 autocast (skipped without torch)
 #   decode           10 s  decode tokens/s per batch and the fraction of HBM
 #                          bandwidth, from the sft step's JSON (see decode_step)
-# Total budget 550 s. Tests run with CI=true and -nvrtc-required, so a missing
+#   dist             30 s  TestNCCL*: the NCCL backend of dist.Comm with one
+#                          rank on the GPU (init, every collective through the
+#                          staging buffers, the device-pointer collectives, an
+#                          out-of-place all-reduce); needs libnccl.so.2 (issue 16)
+# Total budget 580 s: one run call (600 s) holds it only just; split it in
+# two (e.g. `run kernels kernels/ptxemu engine generate engine/cuda dist` and
+# `run attention sft torch decode`) when a step may run long.
+#
+# Named only (not part of a plain `run`): the step `parallel` runs issue 16's
+# tensor- and data-parallel tests (model/qwen2 `TP`, train/sft and
+# train/grpo `TP|DataParallel`; 60 + 90 + 90 s), each package also nameable
+# alone. They pass -cuda-device to a test binary that defines it; one that
+# does not yet runs its ranks on the CPU backend, and the step says so.
+# Their binaries come from `build parallel`, kept apart because the device
+# runner carries at most 64 MiB: the default set is ~55 MB, these ~20 MB
+# (use another GPU_CHECK_DIR, or build and carry one set at a time). Tests run with CI=true and -nvrtc-required, so a missing
 # NVRTC fails instead of skipping, and with -cuda-device=real (the first GPU of
 # the driver). GPU_CHECK_DEVICE=emu runs everything on the PTX emulator instead
 # (tiny shapes, no timing meaning), to try the script on a machine without a GPU.
@@ -65,20 +81,39 @@ suites=(
 	"engine:engine:45:-test.run=^TestCUDA -test.v -cuda-device=$device"
 	"generate:generate:30:-test.run=^TestCUDA -test.v -cuda-device=$device"
 	"engine/cuda:cuda:90:-test.v -cuda-device=$device"
+	"dist:dist:30:-test.run=NCCL -test.v -cuda-device=$device"
+)
+# The `parallel` step's suites, run only when named (see above); @device
+# stands for -cuda-device=$device when the binary defines that flag.
+parallel_suites=(
+	"model/qwen2:qwen2:60:-test.run=TP|DataParallel -test.v @device"
+	"train/sft:trainsft:90:-test.run=TP|DataParallel -test.v @device"
+	"train/grpo:traingrpo:90:-test.run=TP|DataParallel -test.v @device"
 )
 # Measurement steps: name : seconds.
 benches=("attention:60" "sft:150" "torch:75" "decode:10")
 
 build() {
+	local set=("${suites[@]}")
+	case "${1:-}" in
+	"") ;;
+	parallel) set=("${parallel_suites[@]}") ;;
+	*)
+		echo "gpu-check: build $1: want no argument or parallel" >&2
+		exit 2
+		;;
+	esac
 	mkdir -p "$dir"
-	for s in "${suites[@]}"; do
+	for s in "${set[@]}"; do
 		IFS=: read -r pkg name _ <<<"$s"
 		echo "gpu-check: go test -c ./$pkg -> $dir/$name.test"
 		# -s -w: no symbol tables, so the binaries travel in less space.
 		CGO_ENABLED=1 "$go" test -c -ldflags='-s -w' -o "$dir/$name.test" "./$pkg"
 	done
-	echo "gpu-check: go build ./cmd/purpcode -> $dir/purpcode"
-	CGO_ENABLED=1 "$go" build -ldflags='-s -w' -o "$dir/purpcode" ./cmd/purpcode
+	if [ -z "${1:-}" ]; then
+		echo "gpu-check: go build ./cmd/purpcode -> $dir/purpcode"
+		CGO_ENABLED=1 "$go" build -ldflags='-s -w' -o "$dir/purpcode" ./cmd/purpcode
+	fi
 	du -sh "$dir"
 }
 
@@ -124,6 +159,17 @@ need_bin() {
 test_step() {
 	local pkg=$1 name=$2 limit=$3 flags=$4 bin="$root/$dir/$2.test"
 	need_bin "$bin"
+	if [[ " $flags " == *" @device "* ]]; then
+		# A test binary lists its flags with -h (and exits non-zero).
+		local help
+		help=$("$bin" -h 2>&1 || true)
+		if [[ "$help" == *-cuda-device* ]]; then
+			flags=${flags/@device/-cuda-device=$device}
+		else
+			flags=${flags/@device/}
+			echo "gpu-check: $pkg: its tests take no -cuda-device yet; they run on the CPU backend"
+		fi
+	fi
 	# Each from its package directory, where the tests find their testdata.
 	cd "$root/$pkg"
 	# shellcheck disable=SC2086 # flags is a word list
@@ -246,6 +292,11 @@ run() {
 		IFS=: read -r name limit <<<"$s"
 		if want "$name"; then "${name}_step" "$limit"; fi
 	done
+	# Named only: `parallel`, or the package itself.
+	for s in "${parallel_suites[@]}"; do
+		IFS=: read -r pkg name limit flags <<<"$s"
+		if [[ "$only" == *" parallel "* || "$only" == *" $pkg "* ]]; then test_step "$pkg" "$name" "$limit" "$flags"; fi
+	done
 	echo "gpu-check: ==== summary (device '$device'${gpu_name:+, $gpu_name}, $(($(date +%s) - t0)) s in all)"
 	printf 'gpu-check:   %s\n' "${timings[@]}"
 	if [ ${#failed[@]} -gt 0 ]; then
@@ -258,14 +309,17 @@ run() {
 cmd="${1:-all}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
-build) build ;;
+build) build "$@" ;;
 run) run "$@" ;;
 all)
 	build
+	case " $* " in
+	*" parallel "* | *" model/qwen2 "* | *" train/sft "* | *" train/grpo "*) build parallel ;;
+	esac
 	run "$@"
 	;;
 *)
-	echo "usage: $0 [build|run|all] [step...]" >&2
+	echo "usage: $0 [build [parallel]|run|all] [step...]" >&2
 	exit 2
 	;;
 esac
