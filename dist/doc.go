@@ -80,15 +80,19 @@
 //
 // # GPU backends
 //
-// The interface takes host slices. An NCCL backend implements it by staging
-// through device memory, and for device-resident tensors it adds the same
-// methods over device pointers (a DeviceComm with the kernels package's
-// pointer type and a stream), keeping the chunk layout of ChunkRange: NCCL's
-// reduce-scatter and all-gather need equal counts, so the backend pads the
-// buffer to Size()*ceil(n/Size()) elements and the owners' chunks are the
-// first ChunkLen elements of each padded slot. The NCCL unique id (128
-// bytes) is sent from rank 0 with the CPU Comm's Broadcast, so both backends
-// share one rendezvous and one launch path. NCCL's own reductions are not
+// NCCLComm implements Comm by staging through a kernels.NCCLRank's pinned
+// and device buffers on one stream, waiting for each call. Collectives on
+// device-resident tensors are the rank's *Device methods, called by the
+// backends only, since only they may name device memory. Buffers are
+// padded to PaddedLen(n, Size()) so each owner's chunk starts its slot
+// (PadChunks/UnpadChunks): NCCL's reduce-scatter and all-gather need equal
+// counts. The unique id (128 bytes) is sent with the CPU Comm's Broadcast
+// (NewNCCL; OpenNCCL also agrees on whether every rank could load NCCL), so
+// both backends share one rendezvous and one launch path. NCCL names no
+// lost peer: failures name the collective, and a deadline or an async
+// error aborts the communicator. The rank's CUDA context must be the
+// device's primary context, which NCCL's runtime binds.
+// NCCL's own reductions are not
 // in a fixed order across ring/tree choices; pin NCCL_ALGO=Ring and
 // NCCL_PROTO=Simple for runs that must be bitwise reproducible.
 package dist

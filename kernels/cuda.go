@@ -432,6 +432,9 @@ type Context struct {
 	ctx unsafe.Pointer
 	emu *emuDevice
 	Dev DeviceInfo
+	// primary: ctx is the device's primary context, retained (Destroy
+	// releases it) rather than created.
+	primary bool
 }
 
 // Emulated reports whether c runs on the PTX emulator.
@@ -444,6 +447,20 @@ func (d *Driver) NewContext(dev DeviceInfo) (*Context, error) {
 		return nil, err
 	}
 	return &Context{drv: d, ctx: ctx, Dev: dev}, nil
+}
+
+// NewPrimaryContext retains dev's primary context, the one the CUDA
+// runtime and therefore NCCL use (see NCCL.InitRank): a rank that runs
+// NCCL collectives computes in it. Destroy releases it; its memory is
+// freed once the last reference goes, which a library that retained it
+// too (NCCL's runtime does, until the process exits) may hold, so owners
+// free their buffers themselves.
+func (d *Driver) NewPrimaryContext(dev DeviceInfo) (*Context, error) {
+	ctx, err := d.primaryRetain(dev.handle)
+	if err != nil {
+		return nil, err
+	}
+	return &Context{drv: d, ctx: ctx, Dev: dev, primary: true}, nil
 }
 
 // Destroy releases the context and everything allocated in it.

@@ -96,6 +96,10 @@ static int pc_cu_device_attr(void *fn, int *v, int attr, int dev) { return ((cuD
 static int pc_cu_device_mem(void *fn, size_t *v, int dev) { return ((cuDeviceTotalMem_fn)fn)(v, dev); }
 static int pc_cu_ctx_create(void *fn, void **ctx, int dev) { return ((cuCtxCreate_fn)fn)(ctx, 0, dev); }
 static int pc_cu_ptr(void *fn, void *p) { return ((cu_ptr_fn)fn)(p); }
+typedef int (*cuDevicePrimaryCtxRetain_fn)(void **, int);
+typedef int (*cuDevicePrimaryCtxRelease_fn)(int);
+static int pc_cu_primary_retain(void *fn, void **ctx, int dev) { return ((cuDevicePrimaryCtxRetain_fn)fn)(ctx, dev); }
+static int pc_cu_primary_release(void *fn, int dev) { return ((cuDevicePrimaryCtxRelease_fn)fn)(dev); }
 static const char *pc_cu_errstr(void *fn, int code) {
 	const char *s = NULL;
 	if (fn == NULL || ((cuGetErrorString_fn)fn)(code, &s) != 0) return NULL;
@@ -334,7 +338,7 @@ var driverSymbols = []string{
 	"cuModuleLoadData", "cuModuleGetFunction", "cuFuncSetAttribute", "cuMemAlloc_v2", "cuMemFree_v2",
 	"cuMemcpyHtoD_v2", "cuMemcpyDtoH_v2", "cuMemcpyHtoDAsync_v2", "cuMemcpyDtoHAsync_v2", "cuMemsetD8Async",
 	"cuStreamCreate", "cuStreamDestroy_v2", "cuStreamSynchronize", "cuLaunchKernel", "cuGetErrorString",
-	"cuMemAllocHost_v2", "cuMemFreeHost",
+	"cuMemAllocHost_v2", "cuMemFreeHost", "cuDevicePrimaryCtxRetain", "cuDevicePrimaryCtxRelease_v2",
 }
 
 func driverOpen(path string) (*dlLib, error) { return dlopenSyms(path, driverSymbols, nil) }
@@ -413,10 +417,19 @@ func (d *Driver) ctxCreate(dev int) (unsafe.Pointer, error) {
 	return ctx, err
 }
 
+func (d *Driver) primaryRetain(dev int) (unsafe.Pointer, error) {
+	var ctx unsafe.Pointer
+	err := d.check("cuDevicePrimaryCtxRetain", C.pc_cu_primary_retain(d.lib.syms["cuDevicePrimaryCtxRetain"], &ctx, C.int(dev)))
+	return ctx, err
+}
+
 func (c *Context) sym(n string) unsafe.Pointer { return c.drv.lib.syms[n] }
 func (c *Context) setcur() unsafe.Pointer      { return c.drv.lib.syms["cuCtxSetCurrent"] }
 
 func (c *Context) destroy() error {
+	if c.primary {
+		return c.drv.check("cuDevicePrimaryCtxRelease", C.pc_cu_primary_release(c.sym("cuDevicePrimaryCtxRelease_v2"), C.int(c.Dev.handle)))
+	}
 	return c.drv.check("cuCtxDestroy", C.pc_cu_ptr(c.sym("cuCtxDestroy_v2"), c.ctx))
 }
 

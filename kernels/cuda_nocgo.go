@@ -24,6 +24,7 @@ func (d *Driver) init() (int, error)                         { return 0, errNoCg
 func (d *Driver) deviceCount() (int, error)                  { return 0, errNoCgo }
 func (d *Driver) device(int) (DeviceInfo, error)             { return DeviceInfo{}, errNoCgo }
 func (d *Driver) ctxCreate(int) (unsafe.Pointer, error)      { return nil, errNoCgo }
+func (d *Driver) primaryRetain(int) (unsafe.Pointer, error)  { return nil, errNoCgo }
 func (c *Context) destroy() error                            { return errNoCgo }
 func (c *Context) moduleLoad([]byte) (unsafe.Pointer, error) { return nil, errNoCgo }
 func (c *Context) moduleFunction(unsafe.Pointer, string) (unsafe.Pointer, error) {

@@ -75,6 +75,9 @@ type Options struct {
 	Libs kernels.CUDALibOptions
 	// Cache, when set, keeps compiled PTX between runs.
 	Cache *kernels.PTXCache
+	// PrimaryContext computes in the device's primary context, which NCCL
+	// requires (kernels.NCCL.InitRank): set it for a rank of a multi-GPU run.
+	PrimaryContext bool
 }
 
 // ParseDevice checks a --device value: "cpu", "cuda", "cuda:N" or
@@ -116,7 +119,7 @@ func Open(spec string, opts Options) (*Backend, error) {
 	if spec == Emulated {
 		ctx, err = kernels.NewEmulatedContext(ptxemu.Options{})
 	} else {
-		ctx, err = openGPU(idx, opts.Libs)
+		ctx, err = openGPU(idx, opts.Libs, opts.PrimaryContext)
 		name = fmt.Sprintf("cuda:%d", idx)
 	}
 	if err != nil {
@@ -154,7 +157,7 @@ func Open(spec string, opts Options) (*Backend, error) {
 	return b, nil
 }
 
-func openGPU(idx int, libs kernels.CUDALibOptions) (*kernels.Context, error) {
+func openGPU(idx int, libs kernels.CUDALibOptions, primary bool) (*kernels.Context, error) {
 	drv, err := kernels.LoadDriver(libs)
 	if err != nil {
 		return nil, err
@@ -166,8 +169,15 @@ func openGPU(idx int, libs kernels.CUDALibOptions) (*kernels.Context, error) {
 	if idx >= len(devs) {
 		return nil, fmt.Errorf("GPU %d requested, the CUDA driver %s sees %d", idx, drv.VersionString(), len(devs))
 	}
+	if primary {
+		return drv.NewPrimaryContext(devs[idx])
+	}
 	return drv.NewContext(devs[idx])
 }
+
+// NCCLDevice is the backend's device for dist.NewNCCL; its context must
+// be the primary one (Options.PrimaryContext).
+func (b *Backend) NCCLDevice() kernels.NCCLDevice { return kernels.NewNCCLDevice(b.ctx) }
 
 // Close frees the device and everything allocated on it.
 func (b *Backend) Close() error {
