@@ -91,8 +91,8 @@
 // both backends share one rendezvous and one launch path. NCCL names no
 // lost peer: failures name the collective, and a deadline or an async
 // error aborts the communicator. The rank's CUDA context must be the
-// device's primary context, which NCCL's runtime binds.
-// NCCL's own reductions are not
-// in a fixed order across ring/tree choices; pin NCCL_ALGO=Ring and
-// NCCL_PROTO=Simple for runs that must be bitwise reproducible.
+// device's primary context, which NCCL's runtime binds. NCCL's own
+// reductions are not in a fixed order across ring/tree choices; pin
+// NCCL_ALGO=Ring and NCCL_PROTO=Simple for runs that must be bitwise
+// reproducible.
 package dist
