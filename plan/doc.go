@@ -27,4 +27,13 @@
 // fp32 norm and softmax statistics), with or without per-layer recompute.
 // Whatever a GPU has left after every arena and a runtime reserve is the
 // rollout KV cache. A plan that does not fit is an error saying by how much.
+//
+// ForRun plans one rank of an actual run (its TP rank, micro-batch shape,
+// recompute, optimizer, the backend's dtypes, ZeRO-1 or not) and Compare
+// checks it against a backend that accounts its allocations
+// (engine.MemoryReporter): weights with master, gradients, optimizer state
+// and the activation arena are allocated once by shape and must match to
+// the byte; the lm head's logits chunk with the backend's scratch within a
+// factor of 2 (LogitsScratchFactor says why). The trainers log RunLine at
+// start and CheckLine after their first step.
 package plan

@@ -72,8 +72,14 @@ type Plan struct {
 	// ActFull and ActRecompute are the activations of one micro-batch
 	// without and with per-layer recompute; Activations is the one chosen.
 	ActFull, ActRecompute, Activations int64
-	Logits                             int64 // one lm-head logits chunk, fp32
+	Logits                             int64 // one lm-head chunk: fp32 logits + bf16 gradient
 	Reserve                            int64
+	// Tables are RoPE's fp32 cos and sin tables (ForRun only: New counts
+	// them in Reserve).
+	Tables int64
+
+	// Run is what ForRun planned for; nil for New's plans.
+	Run *Run
 
 	GPUResident int64 // every arena above that lives on the GPU
 	// KVBytesPerToken is one token's K and V over all layers on one GPU.
@@ -129,8 +135,7 @@ func New(cfg *qwen2.Config, o Options) (*Plan, error) {
 	if o.ActivationCheckpointing {
 		p.Activations = p.ActRecompute
 	}
-	_, vocabHi := part(cfg.Vocab, o.TP, 0)
-	p.Logits = int64(o.LogitsChunkTokens) * int64(vocabHi) * fp32Bytes
+	p.Logits = l.logits(int64(o.LogitsChunkTokens), bf16Bytes, 0)
 	p.Reserve = o.Reserve
 
 	p.GPUResident = p.Weights + p.Grads + p.RefPolicy + p.Activations + p.Logits + p.Reserve
@@ -148,32 +153,51 @@ func New(cfg *qwen2.Config, o Options) (*Plan, error) {
 	return p, nil
 }
 
-// activations returns the bytes of one micro-batch of n tokens on one TP
-// rank without and with per-layer recompute. The per-token terms mirror
-// model/qwen2's saved tensors (layerActs, Acts): bf16 values, fp32 norm
-// and log-sum-exp statistics; attention is flash-style (no T x T scores).
+// activations returns the bytes of one micro-batch of n tokens on TP rank
+// 0 (the largest) without and with per-layer recompute, activations in
+// bf16 (a device backend's ActDType).
 func (l *Layout) activations(n int64) (full, recompute int64) {
+	return l.activationsOf(n, bf16Bytes, 0)
+}
+
+// activationsOf is activations for elements of act bytes (the backend's
+// ActDType: 2 on a device, 4 on the CPU) on TP rank. The terms are
+// model/qwen2's activation arena (newActs) tensor by tensor, so on a
+// backend that accounts memory the plan equals the measured bytes: per
+// layer in, ln1, mid, ln2 (C each), q and att (the rank's heads), k and v
+// (its KV heads), gate, up and swiglu out (its FFN slice) in act, rstd1,
+// rstd2 and one log-sum-exp per head in fp32; after the last layer out and
+// the final norm in act, its rstd and the per-position loss in fp32;
+// backward scratch d(residual) in fp32 (every layer adds its branch into
+// it), d(norm out), d(mid), dq, d(att), dk, dv, d(gate), d(up), d(swiglu
+// out) in act. Attention is flash-style: no T x T scores.
+func (l *Layout) activationsOf(n, act int64, rank int) (full, recompute int64) {
 	cfg := l.Cfg
 	c := int64(cfg.Hidden)
-	q := int64(cfg.Heads / l.TP * cfg.HeadDim)
-	kv := int64(l.KVHeadsPerRank * cfg.HeadDim)
-	_, ih := part(cfg.Intermediate, l.TP, 0)
-	i := int64(ih)
 	heads := int64(cfg.Heads / l.TP)
-	// in, ln1, mid, ln2; q, att; k, v; gate, up, sigmoid, swiglu out;
-	// rstd1, rstd2 and one log-sum-exp per head.
-	layer := bf16Bytes*(4*c+2*q+2*kv+4*i) + fp32Bytes*(2+heads)
-	// Output of the last layer, final norm, per-position loss.
-	head := bf16Bytes*2*c + fp32Bytes
-	// Backward scratch: d(residual), d(norm out), d(mid), dq, d(att), dk,
-	// dv, d(gate), d(up), d(swiglu out).
-	scratch := bf16Bytes * (3*c + 2*q + 2*kv + 3*i)
+	q := heads * int64(cfg.HeadDim)
+	klo, khi := l.kvHeads(rank)
+	kv := int64((khi - klo) * cfg.HeadDim)
+	ilo, ihi := part(cfg.Intermediate, l.TP, rank)
+	i := int64(ihi - ilo)
+	layer := act*(4*c+2*q+2*kv+3*i) + fp32Bytes*(2+heads)
+	head := act*2*c + fp32Bytes*2
+	scratch := fp32Bytes*c + act*(2*c+2*q+2*kv+3*i)
 	layers := int64(cfg.Layers)
 	full = n * (layers*layer + head + scratch)
-	// Recompute keeps each layer's input and, during its backward, one
-	// layer's full set.
-	recompute = n * (layers*bf16Bytes*c + layer + head + scratch)
+	// Recompute keeps each layer's input and one shared set of the rest
+	// of a layer's tensors, which backward rebuilds layer by layer.
+	recompute = n * (layers*act*c + (layer - act*c) + head + scratch)
 	return full, recompute
+}
+
+// logits is the lm head's working set for chunk positions on TP rank:
+// the (vocab-parallel) fp32 logits and their gradient in act bytes, which
+// backward turns into the hidden state's and the head's gradients (the
+// device's lmHead and model/qwen2's tpHeadRows both hold the two at once).
+func (l *Layout) logits(chunk, act int64, rank int) int64 {
+	lo, hi := part(l.Cfg.Vocab, l.TP, rank)
+	return chunk * int64(hi-lo) * (fp32Bytes + act)
 }
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
@@ -245,13 +269,13 @@ func (p *Plan) String() string {
 	}
 	fmt.Fprintf(&b, "step: micro-batch %d tokens, sequences up to %d, recompute %s, logits chunk %d tokens\n",
 		o.MicroBatchTokens, o.Seq, ckpt, o.LogitsChunkTokens)
-	fmt.Fprintf(&b, "\n%-46s %12s  %12s\n", "per GPU (GB = 1e9 bytes)", "GPU", "host")
+	fmt.Fprintf(&b, "\n%-54s %12s  %12s\n", "per GPU (GB = 1e9 bytes)", "GPU", "host")
 	row := func(name string, n int64, host bool) {
 		g, h := gb(n), "-"
 		if host {
 			g, h = "-", gb(n)
 		}
-		fmt.Fprintf(&b, "  %-44s %12s  %12s\n", name, g, h)
+		fmt.Fprintf(&b, "  %-52s %12s  %12s\n", name, g, h)
 	}
 	gradName := "gradients fp32"
 	if o.GradBytes == bf16Bytes {
@@ -270,14 +294,15 @@ func (p *Plan) String() string {
 	}
 	row("activations, recompute per layer"+used(o.ActivationCheckpointing), p.ActRecompute, false)
 	row("activations, no recompute"+used(!o.ActivationCheckpointing), p.ActFull, false)
-	row(fmt.Sprintf("lm-head logits chunk (%d x %d fp32)", o.LogitsChunkTokens, p.Logits/fp32Bytes/int64(o.LogitsChunkTokens)), p.Logits, false)
+	_, vocabHi := part(cfg.Vocab, o.TP, 0)
+	row(fmt.Sprintf("lm-head logits chunk (%d x %d fp32) + bf16 grad", o.LogitsChunkTokens, vocabHi), p.Logits, false)
 	row("runtime reserve (context, NCCL, cuBLASLt)", p.Reserve, false)
 	host := "-"
 	if p.HostPerRank > 0 {
 		host = gb(p.HostPerRank)
 	}
-	fmt.Fprintf(&b, "  %-44s %12s  %12s\n", "resident (activations as used)", gb(p.GPUResident), host)
-	fmt.Fprintf(&b, "  %-44s %12s\n", "GPU memory", gb(o.GPUMem))
+	fmt.Fprintf(&b, "  %-52s %12s  %12s\n", "resident (activations as used)", gb(p.GPUResident), host)
+	fmt.Fprintf(&b, "  %-52s %12s\n", "GPU memory", gb(o.GPUMem))
 	fmt.Fprintf(&b, "\nKV cache: %s left per GPU at %d KiB per token per GPU (bf16 K+V, %d layers): %d tokens",
 		gb(p.KVBytes), p.KVBytesPerToken>>10, cfg.Layers, p.KVTokens)
 	if o.Seq > 0 {

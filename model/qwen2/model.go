@@ -212,6 +212,26 @@ func (m *Model) newActs(b, t int, recompute bool) *Acts {
 	return a
 }
 
+// Free returns the arena's memory to its backend (device memory is freed
+// explicitly, never by the collector); a must not be used after.
+func (a *Acts) Free() {
+	seen := map[*engine.Tensor]bool{}
+	free := func(ts ...*engine.Tensor) {
+		for _, t := range ts {
+			if t != nil && !seen[t] { // a recompute arena's layers share tensors
+				seen[t] = true
+				a.be.Free(t)
+			}
+		}
+	}
+	for i := range a.layers {
+		la := &a.layers[i]
+		free(la.in, la.ln1, la.rstd1, la.q, la.k, la.v, la.att, la.lse, la.mid, la.ln2, la.rstd2, la.gate, la.up, la.act)
+	}
+	free(a.out, a.lnf, a.rstdf, a.tokLoss, a.dres, a.dln, a.dmid, a.dq, a.dk, a.dv, a.dat, a.dgate, a.dup, a.dac)
+	a.layers = nil
+}
+
 func (m *Model) attnShape(a *Acts) engine.AttnShape {
 	return engine.AttnShape{B: a.B, T: a.T, Hq: m.lc.Heads, Hk: m.lc.KVHeads, D: m.lc.HeadDim}
 }

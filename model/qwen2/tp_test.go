@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -452,76 +451,5 @@ func TestTPLostPeer(t *testing.T) {
 	}
 	if err := sh.Save(t.TempDir(), qwen2.SaveOptions{}); err == nil {
 		t.Fatal("Save of a shard: no error")
-	}
-}
-
-// BenchmarkTPStep is forward+backward of the `make bench` model (see
-// bench_test.go's benchConfig) at batch 4 x 256, unsharded and over 2
-// ranks on loopback TCP, the machine's cores split between the ranks.
-func BenchmarkTPStep(b *testing.B) {
-	cfg, err := qwen2.ParseConfig([]byte(`{"model_type":"qwen2","hidden_size":512,"intermediate_size":1408,
-		"num_hidden_layers":8,"num_attention_heads":8,"num_key_value_heads":2,"vocab_size":8192,
-		"max_position_embeddings":2048,"rope_theta":1000000.0,"rms_norm_eps":1e-6,"tie_word_embeddings":false}`), "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	const bs, seq = 4, 256
-	r := rand.New(rand.NewPCG(1, 1))
-	batch := &qwen2.Batch{B: bs, T: seq, IDs: make([]int32, bs*seq), Targets: make([]int32, bs*seq)}
-	for i := range batch.IDs {
-		batch.IDs[i], batch.Targets[i] = int32(r.IntN(cfg.Vocab)), int32(r.IntN(cfg.Vocab))
-	}
-	cores := runtime.GOMAXPROCS(0)
-	full := qwen2.New(cfg, engine.NewDefaultCPU(engine.CPUOptions{Workers: cores}), 1)
-	for _, tp := range []int{1, 2} {
-		b.Run(fmt.Sprintf("tp=%d", tp), func(b *testing.B) {
-			ms := []*qwen2.Model{full}
-			if tp > 1 {
-				ctx := context.Background()
-				comms, err := dist.ConnectLocal(ctx, tp, time.Minute)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer func() {
-					for _, c := range comms {
-						c.Close()
-					}
-				}()
-				ms = make([]*qwen2.Model, tp)
-				for i, c := range comms {
-					be := engine.NewDefaultCPU(engine.CPUOptions{Workers: max(1, cores/tp)})
-					if ms[i], err = full.Shard(ctx, be, c, planSplit(b, cfg, tp)); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			acts := make([]*qwen2.Acts, tp)
-			for i, m := range ms {
-				acts[i] = m.NewActs(bs, seq)
-			}
-			step := func() {
-				var wg sync.WaitGroup
-				for i, m := range ms {
-					wg.Go(func() {
-						m.P.ZeroGrad()
-						m.Forward(acts[i], batch)
-						m.Loss(acts[i], batch, true, 1/float32(bs*seq))
-						m.Backward(acts[i], batch)
-					})
-				}
-				wg.Wait()
-			}
-			step()
-			b.ResetTimer()
-			for range b.N {
-				step()
-			}
-			b.ReportMetric(float64(b.N*bs*seq)/b.Elapsed().Seconds(), "tokens/s")
-			for _, m := range ms {
-				if err := m.Err(); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
 	}
 }
