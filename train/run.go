@@ -87,12 +87,44 @@ type OptimizerConfig struct {
 	Name                  string // adamw | sgd
 	Beta1, Beta2, Eps     float64
 	WeightDecay, Momentum float64
+	// ZeRO 1 shards AdamW's state and fp32 master over the data-parallel
+	// ranks (optim.ZeRO1); Offload keeps those shards in host memory.
+	ZeRO    int
+	Offload bool
+}
+
+// Check adds the problems of the sharding keys (zero, optimizer_offload)
+// to p, under their config-file names.
+func (cfg OptimizerConfig) Check(p *Problems) {
+	switch {
+	case cfg.ZeRO != 0 && cfg.ZeRO != 1:
+		p.Add("zero", "%d: want 0 (off) or 1 (optimizer state sharded over the data-parallel ranks)", cfg.ZeRO)
+	case cfg.ZeRO == 1 && cfg.Name == "sgd":
+		p.Add("zero", "1 shards AdamW only; optimizer is sgd")
+	}
+	if cfg.Offload && cfg.ZeRO != 1 {
+		p.Add("optimizer_offload", "needs zero: 1 (the offloaded state is the rank's ZeRO-1 shard)")
+	}
 }
 
 // NewOptimizer builds the configured optimizer over m's parameters, on m's
-// backend.
+// backend, for one process.
 func NewOptimizer(cfg OptimizerConfig, m *qwen2.Model) (optim.Optimizer, error) {
+	return newOptimizer(cfg, m, DP{})
+}
+
+// newOptimizer is NewOptimizer for a rank of dp: with cfg.ZeRO 1 the
+// optimizer shards its state over dp's ranks.
+func newOptimizer(cfg OptimizerConfig, m *qwen2.Model, dp DP) (optim.Optimizer, error) {
 	segs := Segments(m.P)
+	p := NewProblems("optimizer config")
+	cfg.Check(p)
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.ZeRO == 1 {
+		return optim.NewZeRO1(m.Backend(), segs, m.P.Count(), optim.AdamWConfig{Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, dp.Comm, cfg.Offload)
+	}
 	if cfg.Name == "sgd" {
 		if m.P.Weights.Master.OnDevice() {
 			return nil, fmt.Errorf("optimizer sgd runs on the CPU backend only (device %s); use adamw", m.Backend().Name())
@@ -194,6 +226,11 @@ type Policy struct {
 // state, and reads baseDir's tokenizer files for the checkpoints. A
 // checkpoint whose model shape differs from baseDir's is refused.
 func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, be engine.Backend) (*Policy, error) {
+	return loadPolicy(baseDir, st, from, oc, be, DP{})
+}
+
+// loadPolicy is LoadPolicy for a rank of dp (see newOptimizer).
+func loadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, be engine.Backend, dp DP) (*Policy, error) {
 	dir := baseDir
 	if st != nil {
 		dir = from.Dir
@@ -215,7 +252,7 @@ func LoadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 	if err != nil {
 		return nil, err
 	}
-	opt, err := NewOptimizer(oc, m)
+	opt, err := newOptimizer(oc, m, dp)
 	if err != nil {
 		return nil, err
 	}
@@ -631,16 +668,56 @@ func (g Group) Barrier(ctx context.Context) error {
 // answer, then the TP group's over those (which covers every rank, as
 // Barrier's argument shows).
 func (g Group) AnyTrue(ctx context.Context, b bool) (bool, error) {
-	v, err := g.DP.AnyTrue(ctx, b)
-	if err != nil || g.TP == nil {
-		return v, err
+	n, err := g.CountTrue(ctx, b)
+	if err != nil {
+		return false, err
 	}
-	buf := []float64{0}
-	if v {
-		buf[0] = 1
+	return n[0] > 0, nil
+}
+
+// CountTrue returns, for each flag, on how many ranks of g's world it is
+// true (the same answer on every rank): summed over the DP group, then
+// over the TP group, which covers every rank once (TP-innermost grid).
+func (g Group) CountTrue(ctx context.Context, flags ...bool) ([]int, error) {
+	buf := make([]float64, len(flags))
+	for i, f := range flags {
+		if f {
+			buf[i] = 1
+		}
 	}
-	if err := g.TP.AllReduceSumF64(collectiveCtx(ctx), buf); err != nil {
-		return false, fmt.Errorf("tensor parallel: all-reduce: %w", err)
+	if err := g.DP.SumF64Slice(ctx, buf); err != nil {
+		return nil, err
 	}
-	return buf[0] > 0, nil
+	if g.TP != nil {
+		if err := g.TP.AllReduceSumF64(collectiveCtx(ctx), buf); err != nil {
+			return nil, fmt.Errorf("tensor parallel: all-reduce: %w", err)
+		}
+	}
+	out := make([]int, len(buf))
+	for i, v := range buf {
+		out[i] = int(v)
+	}
+	return out, nil
+}
+
+// ClipGrad clips m's accumulated gradient to maxNorm (0: no clipping) by
+// the whole model's norm, and returns that norm before clipping. A TP
+// shard's own norm does not tell the model's, so on a shard (sharded) the
+// norm is qwen2.Model.GradNorm, one all-reduce over TP, whose failure is
+// returned; the scaling rule is optim.ClipGradNorm's.
+func ClipGrad(m *qwen2.Model, sharded bool, maxNorm float64) (float64, error) {
+	g := m.P.Weights.Grad
+	if !sharded {
+		return optim.ClipGradNorm(m.Backend(), g, maxNorm), nil
+	}
+	norm, err := m.GradNorm()
+	if err != nil {
+		return norm, fmt.Errorf("gradient norm: %w", err)
+	}
+	if maxNorm > 0 {
+		if coef := maxNorm / (norm + 1e-6); coef < 1 {
+			m.Backend().Scale(g, float32(coef))
+		}
+	}
+	return norm, nil
 }

@@ -17,6 +17,7 @@ import (
 	"purpcode/dist"
 	"purpcode/engine"
 	"purpcode/model/qwen2"
+	"purpcode/train/optim"
 )
 
 // Sharded checkpoints. Under tensor parallelism no rank holds the whole
@@ -58,7 +59,7 @@ func IsSharded(dir string) bool { return checkpoint.HasManifest(dir) }
 func LoadPolicyGroup(ctx context.Context, baseDir string, st *State, from Checkpoint, oc OptimizerConfig, be engine.Backend, g Group) (*Policy, error) {
 	sharded := st != nil && IsSharded(from.Dir)
 	if g.TP == nil && !sharded {
-		return LoadPolicy(baseDir, st, from, oc, be)
+		return loadPolicy(baseDir, st, from, oc, be, g.DP)
 	}
 	if g.TP != nil && g.Split == nil {
 		return nil, fmt.Errorf("load policy: tensor-parallel group without a split")
@@ -118,7 +119,7 @@ func LoadPolicyGroup(ctx context.Context, baseDir string, st *State, from Checkp
 	if err != nil {
 		return nil, err
 	}
-	o, err := NewOptimizer(oc, m)
+	o, err := newOptimizer(oc, m, g.DP)
 	if err != nil {
 		return nil, err
 	}
@@ -215,11 +216,11 @@ func (p *Policy) SaveGroup(ctx context.Context, out string, keep int, st *State,
 		hook = func(string) {}
 	}
 	var err error
-	if z, ok := p.Opt.(dpSharded); ok {
+	if _, ok := p.Opt.(optim.Collective); ok {
 		// The writers need the whole optimizer state and fp32 master, which
 		// an optimizer sharded over the data-parallel ranks (ZeRO-1) keeps
 		// in pieces: every rank takes part in gathering them.
-		err = errors.Join(z.GatherMaster(ctx, p.Model.P.Weights), z.GatherState(ctx))
+		err = optim.PrepareSave(ctx, p.Opt, p.Model.P.Weights)
 		if err = agreeAny(ctx, g.DP, err); err != nil {
 			return "", fmt.Errorf("save checkpoint %s: gather the optimizer state: %w", final, err)
 		}
@@ -235,13 +236,6 @@ func (p *Policy) SaveGroup(ctx context.Context, out string, keep int, st *State,
 		return "", err
 	}
 	return final, nil
-}
-
-// dpSharded is an optimizer whose state and fp32 master are sharded over
-// the data-parallel ranks (optim.ZeRO1).
-type dpSharded interface {
-	GatherMaster(ctx context.Context, w *engine.Weights) error
-	GatherState(ctx context.Context) error
 }
 
 // agreeAny fails every rank when any rank's err is set, so that all stop

@@ -22,9 +22,8 @@ import (
 
 const shardBase = "../testdata/base-model"
 
-// SaveGroup gathers a ZeRO-1 optimizer's pieces through dpSharded: the
-// interface must keep matching it.
-var _ dpSharded = (*optim.ZeRO1)(nil)
+// SaveGroup gathers a ZeRO-1 optimizer's pieces through optim.Collective.
+var _ optim.Collective = (*optim.ZeRO1)(nil)
 
 var shardOpt = OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1}
 

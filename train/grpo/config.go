@@ -68,6 +68,11 @@ type Config struct {
 	// in lockstep. The launch's world size must be a multiple of it; the
 	// replicas are data parallel.
 	TensorParallel int `yaml:"tensor_parallel"`
+	// ZeRO 1 shards AdamW's state and fp32 master over the data-parallel
+	// ranks (same numbers, 1/DP of the optimizer memory per rank);
+	// OptimizerOffload keeps those shards in host memory.
+	ZeRO             int  `yaml:"zero"`
+	OptimizerOffload bool `yaml:"optimizer_offload"`
 
 	NoCodeScore  float64 `yaml:"no_code_score"` // codesec reward for an answer without code
 	ScoreWorkers int     `yaml:"score_workers"` // concurrent oracle calls (0: cores)
@@ -179,6 +184,7 @@ func (c *Config) Validate() error {
 	if c.TensorParallel < 1 {
 		bad("tensor_parallel", "%d: want at least 1 (1: no tensor parallelism)", c.TensorParallel)
 	}
+	c.optimizerConfig().Check(p)
 	if c.PackLen != 0 && c.PackLen < c.MaxPromptLen+c.MaxResponseLen {
 		bad("pack_len", "%d is shorter than max_prompt_len + max_response_len = %d", c.PackLen, c.MaxPromptLen+c.MaxResponseLen)
 	}

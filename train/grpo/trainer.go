@@ -25,6 +25,7 @@ import (
 	"purpcode/generate"
 	"purpcode/model/qwen2"
 	"purpcode/oracle"
+	"purpcode/plan"
 	"purpcode/tokenizer"
 	"purpcode/train"
 	"purpcode/train/data"
@@ -165,7 +166,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := opts.group(&cfg, mcfg)
+	g, err := train.NewGroup(opts.DP, opts.TP, cfg.TensorParallel, mcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +199,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	dp := g.DP
 	// Every rank has looked at out before any starts writing there.
-	if err := barrier(ctx, g); err != nil {
+	if err := g.Barrier(ctx); err != nil {
 		return nil, err
 	}
 
@@ -208,10 +209,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	// A shard's collectives run on the context it was made with: detached
 	// from the run's cancellation, so that an interrupt stops the ranks
-	// where they agree to (anyTrue, generate's Agree), never one of them in
+	// where they agree to (Group.AnyTrue, generate's Agree), never one of them in
 	// the middle of a forward pass. The Comm's timeouts still bound them.
 	shardCtx := context.WithoutCancel(ctx)
-	pol, err := train.LoadPolicyGroup(shardCtx, cfg.Model, st, from, train.OptimizerConfig{Name: "adamw", Beta1: cfg.Beta1, Beta2: cfg.Beta2, Eps: cfg.Eps, WeightDecay: cfg.WeightDecay}, be, g)
+	pol, err := train.LoadPolicyGroup(shardCtx, cfg.Model, st, from, cfg.optimizerConfig(), be, g)
 	if err != nil {
 		return nil, err
 	}
@@ -308,11 +309,17 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			g.Layout(), dp.Rank(), dp.Size(), g.TPRank(), g.TPSize(), m.P.Count())
 	}
 
-	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: m.NewActs(1, cfg.packLen()), dp: dp, group: g, grads: train.NewGradSum(m)}
+	newActs := m.NewActs
 	if cfg.ActivationCheckpointing {
-		r.acts = m.NewActsRecompute(1, cfg.packLen())
+		newActs = m.NewActsRecompute
 	}
+	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: newActs(1, cfg.packLen()), dp: dp, group: g, grads: train.NewGradSum(m)}
 	r.onRollout = opts.OnRollout
+	mem, err := train.NewMemoryCheck(rankw, "rl: ", m.Cfg, plan.Run{TP: g.TPSize(), DP: dp.Size(), TPRank: g.TPRank(), B: 1, T: cfg.packLen(),
+		Recompute: cfg.ActivationCheckpointing, Optimizer: "adamw", ActDType: be.ActDType(), ZeRO: cfg.ZeRO == 1, Reference: ref != nil})
+	if err != nil {
+		return nil, err
+	}
 	res := &Result{Model: m, Prompts: len(prompts), Skipped: skipped}
 	if st != nil {
 		res.Checkpoint = from.Dir
@@ -350,7 +357,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return res, err
 	}
 	for step < total {
-		interrupted, err := anyTrue(ctx, g, ctx.Err() != nil)
+		interrupted, err := g.AnyTrue(ctx, ctx.Err() != nil)
 		if err != nil {
 			return res, fmt.Errorf("step %d: %w", step+1, err)
 		}
@@ -381,6 +388,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		row.Step = step
 		row.ElapsedS = elapsed0 + time.Since(start).Seconds()
 		row.DevicePeak = train.DevicePeak(m.Backend())
+		mem.After(step, row.DevicePeak)
 		if mf != nil {
 			if err := train.WriteMetricsRow(mf, row); err != nil {
 				return res, fmt.Errorf("metrics: %w", err)
@@ -757,14 +765,16 @@ func (r *runner) update(ctx context.Context, groups []*group, row *Metrics) erro
 				return err
 			}
 			lr := r.sched.At(int(r.opt.Steps()))
-			norm, err := r.clipGrad()
+			norm, err := train.ClipGrad(r.m, r.group.TP != nil, r.cfg.Clip)
 			if err != nil {
 				return err
 			}
 			if math.IsNaN(norm) || math.IsInf(norm, 0) {
 				return fmt.Errorf("gradient norm is %v; stopping; %s", norm, train.DescribeLastCheckpoint(cfg.Out))
 			}
-			r.opt.Step(r.m.P.Weights, lr)
+			if err := optim.StepContext(context.WithoutCancel(ctx), r.opt, r.m.P.Weights, lr); err != nil {
+				return fmt.Errorf("optimizer step: %w", err)
+			}
 			row.LR, row.GradNorm = lr, norm
 		}
 	}
@@ -920,6 +930,12 @@ func loadPrompts(cfg Config, tok *tokenizer.Tokenizer) ([]*prompt, map[string]in
 	return out, skipped, nil
 }
 
+// optimizerConfig is the run's AdamW (optionally ZeRO-1 sharded).
+func (c *Config) optimizerConfig() train.OptimizerConfig {
+	return train.OptimizerConfig{Name: "adamw", Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay,
+		ZeRO: c.ZeRO, Offload: c.OptimizerOffload}
+}
+
 // fingerprint lists the settings that determine the run's numbers.
 func (c *Config) fingerprint() (map[string]string, error) {
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
@@ -999,7 +1015,7 @@ func (r *runner) rolloutShared(ctx context.Context, step int64, round int, ps []
 	}
 	stopped := err != nil && (ctx.Err() != nil || errors.Is(err, train.ErrStoppedByPeer))
 	failed := err != nil && !stopped
-	n, cerr := countTrue(ctx, r.group, stopped, failed)
+	n, cerr := r.group.CountTrue(ctx, stopped, failed)
 	switch {
 	case failed:
 		return nil, timing, err
@@ -1017,7 +1033,7 @@ func (r *runner) rolloutShared(ctx context.Context, step int64, round int, ps []
 		// here; the others learn of it rather than wait for it in the
 		// next collective.
 		err := r.shareRewards(ctx, mine)
-		n, cerr := countTrue(ctx, r.group, err != nil)
+		n, cerr := r.group.CountTrue(ctx, err != nil)
 		switch {
 		case err != nil:
 			return nil, timing, err

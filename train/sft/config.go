@@ -48,6 +48,11 @@ type Config struct {
 	// model replica (1: no tensor parallelism). The launch's world size
 	// must be a multiple of it; the replicas are data parallel.
 	TensorParallel int `yaml:"tensor_parallel"`
+	// ZeRO 1 shards AdamW's state and fp32 master over the data-parallel
+	// ranks (same numbers, 1/DP of the optimizer memory per rank);
+	// OptimizerOffload keeps those shards in host memory.
+	ZeRO             int  `yaml:"zero"`
+	OptimizerOffload bool `yaml:"optimizer_offload"`
 }
 
 // MaxDefaultSeqLen caps the sequence length chosen when seq_len is 0: a
@@ -169,5 +174,6 @@ func (c *Config) Validate() error {
 	if c.TensorParallel < 1 {
 		bad("tensor_parallel", "%d: want at least 1 (1: no tensor parallelism)", c.TensorParallel)
 	}
+	c.optimizerConfig().Check(p)
 	return p.Err()
 }

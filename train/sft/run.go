@@ -18,6 +18,7 @@ import (
 	"purpcode/dist"
 	"purpcode/engine"
 	"purpcode/model/qwen2"
+	"purpcode/plan"
 	"purpcode/tokenizer"
 	"purpcode/train"
 	"purpcode/train/data"
@@ -246,6 +247,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		tr.Recompute()
 	}
 	tr.Group(g)
+	mem, err := train.NewMemoryCheck(rankw, "sft: ", m.Cfg, plan.Run{TP: g.TPSize(), DP: dp.Size(), TPRank: g.TPRank(), B: lay.B, T: lay.T,
+		Recompute: cfg.ActivationCheckpointing, Optimizer: cfg.Optimizer, Momentum: cfg.Momentum > 0, ActDType: be.ActDType(), ZeRO: cfg.ZeRO == 1})
+	if err != nil {
+		return nil, err
+	}
 	batches := make([]*qwen2.Batch, cfg.GradAccum)
 	for i := range batches {
 		batches[i] = lay.NewBatch()
@@ -332,8 +338,11 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			return res, fmt.Errorf("step %d: loss is %v; stopping; %s", step+1, r.Loss, train.DescribeLastCheckpoint(cfg.Out))
 		}
 		if r.Targets > 0 {
-			r.GradNorm = tr.Update(lr)
-			if err := m.Err(); err != nil {
+			r.GradNorm, err = tr.Update(ctx, lr)
+			if err == nil {
+				err = m.Err()
+			}
+			if err != nil {
 				return res, fmt.Errorf("step %d: %w", step+1, err)
 			}
 			if math.IsNaN(r.GradNorm) || math.IsInf(r.GradNorm, 0) {
@@ -349,6 +358,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			TokensPerS: float64(tokens) / max(dt, 1e-9), ElapsedS: elapsed0 + time.Since(start).Seconds(),
 			DevicePeak: train.DevicePeak(be),
 		}
+		mem.After(step, row.DevicePeak)
 		if evalEpoch != nil && (step == total || (cfg.EvalEvery > 0 && step%int64(cfg.EvalEvery) == 0)) {
 			var sum, cnt float64
 			lo, hi := dp.Share(evalEpoch.MicroBatches())
@@ -494,5 +504,6 @@ func (c *tokChat) EncodeChat(msgs []data.Message) (*data.Encoded, error) {
 }
 
 func (c *Config) optimizerConfig() train.OptimizerConfig {
-	return train.OptimizerConfig{Name: c.Optimizer, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay, Momentum: c.Momentum}
+	return train.OptimizerConfig{Name: c.Optimizer, Beta1: c.Beta1, Beta2: c.Beta2, Eps: c.Eps, WeightDecay: c.WeightDecay, Momentum: c.Momentum,
+		ZeRO: c.ZeRO, Offload: c.OptimizerOffload}
 }

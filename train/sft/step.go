@@ -2,6 +2,7 @@ package sft
 
 import (
 	"context"
+	"fmt"
 
 	"purpcode/engine"
 	"purpcode/model/qwen2"
@@ -103,6 +104,7 @@ func NewTrainer(m *qwen2.Model, opt optim.Optimizer, b, t int, clip float64) *Tr
 // qwen2.Acts.Recompute): same gradients, one more forward per layer, a
 // fraction of the activation memory.
 func (tr *Trainer) Recompute() {
+	tr.acts.Free()
 	tr.acts = tr.Model.NewActsRecompute(tr.acts.B, tr.acts.T)
 }
 
@@ -163,34 +165,20 @@ func (tr *Trainer) gradients(ctx context.Context, dp train.DP, micro []*qwen2.Ba
 
 // Update clips the accumulated gradients, steps the optimizer at lr and
 // returns the pre-clip gradient norm. On a shard (see Group) the norm is
-// the whole model's; when its collective fails the optimizer does not step
-// and Model.Err says why.
-func (tr *Trainer) Update(lr float64) float64 {
-	ps := tr.Model.P
-	var norm float64
-	if tr.tp {
-		var err error
-		if norm, err = tr.Model.GradNorm(); err != nil {
-			return norm
-		}
-		clipTo(tr.Model.Backend(), ps.Weights.Grad, norm, tr.Clip)
-	} else {
-		norm = optim.ClipGradNorm(tr.Model.Backend(), ps.Weights.Grad, tr.Clip)
+// the whole model's (train.ClipGrad); a failed collective (the norm's, or
+// a ZeRO-1 optimizer's) is returned and the weights may not have been
+// updated.
+func (tr *Trainer) Update(ctx context.Context, lr float64) (float64, error) {
+	norm, err := train.ClipGrad(tr.Model, tr.tp, tr.Clip)
+	if err != nil {
+		return norm, err
 	}
-	tr.Opt.Step(ps.Weights, lr)
-	return norm
-}
-
-// clipTo scales g so that its norm, given (a shard's gradient is a slice
-// of the model's, whose norm its own does not tell), is at most maxNorm,
-// with optim.ClipGradNorm's rule (0: no clipping).
-func clipTo(be engine.Backend, g *engine.Tensor, norm, maxNorm float64) {
-	if maxNorm <= 0 {
-		return
+	// Detached like every collective of a step: an interrupt ends the
+	// ranks together between steps, not inside one rank's update.
+	if err := optim.StepContext(context.WithoutCancel(ctx), tr.Opt, tr.Model.P.Weights, lr); err != nil {
+		return norm, fmt.Errorf("optimizer step: %w", err)
 	}
-	if coef := maxNorm / (norm + 1e-6); coef < 1 {
-		be.Scale(g, float32(coef))
-	}
+	return norm, nil
 }
 
 // Step is Gradients followed by Update. A step without target tokens
@@ -198,7 +186,8 @@ func clipTo(be engine.Backend, g *engine.Tensor, norm, maxNorm float64) {
 func (tr *Trainer) Step(micro []*qwen2.Batch, lr float64) StepResult {
 	r := tr.Gradients(micro)
 	if r.Targets > 0 {
-		r.GradNorm = tr.Update(lr)
+		// One process: no collective that could fail.
+		r.GradNorm, _ = tr.Update(context.Background(), lr)
 	}
 	return r
 }

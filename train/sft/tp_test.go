@@ -175,29 +175,35 @@ func TestTensorParallelTimesDataParallel(t *testing.T) {
 			t.Fatalf("tp 2 rank %d: %v", r, err)
 		}
 	}
-	out := filepath.Join(dir, "tp2dp2")
-	got, errs := runGrid(t, cfg, 2, 2, slices.Repeat([]string{out}, 4), 0)
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("tp 2 x dp 2 rank %d: %v", r, err)
-		}
-	}
-	worst := 0.0
-	for w, res := range got {
-		ref := want[w%2].Model
-		for _, p := range ref.P.List {
-			e := relErr(res.Model.P.Get(p.Name).W.F32, p.W.F32)
-			worst = max(worst, e)
-			if e > tpTol {
-				t.Errorf("rank %d (tp rank %d): %s: relative difference %.3g from tp 2 alone", w, w%2, p.Name, e)
+	// ZeRO-1 (optimizer state and master sharded over the two replicas)
+	// must not change a bit either.
+	for _, zero := range []int{0, 1} {
+		c := cfg
+		c.ZeRO = zero
+		out := filepath.Join(dir, fmt.Sprintf("tp2dp2-zero%d", zero))
+		got, errs := runGrid(t, c, 2, 2, slices.Repeat([]string{out}, 4), 0)
+		for r, err := range errs {
+			if err != nil {
+				t.Fatalf("zero %d: tp 2 x dp 2 rank %d: %v", zero, r, err)
 			}
 		}
-		if !slices.Equal(res.Model.P.Flat, ref.P.Flat) {
-			t.Errorf("rank %d: shard not bit-identical to tp 2 alone's", w)
+		worst := 0.0
+		for w, res := range got {
+			ref := want[w%2].Model
+			for _, p := range ref.P.List {
+				e := relErr(res.Model.P.Get(p.Name).W.F32, p.W.F32)
+				worst = max(worst, e)
+				if e > tpTol {
+					t.Errorf("zero %d: rank %d (tp rank %d): %s: relative difference %.3g from tp 2 alone", zero, w, w%2, p.Name, e)
+				}
+			}
+			if !slices.Equal(res.Model.P.Flat, ref.P.Flat) {
+				t.Errorf("zero %d: rank %d: shard not bit-identical to tp 2 alone's", zero, w)
+			}
 		}
+		mw := compareMetrics(t, readMetrics(t, out), readMetrics(t, ref), 1e-6)
+		t.Logf("zero %d: largest relative difference from tp 2 alone: weights %.3g, metrics %.3g", zero, worst, mw)
 	}
-	mw := compareMetrics(t, readMetrics(t, out), readMetrics(t, ref), 1e-6)
-	t.Logf("largest relative difference from tp 2 alone: weights %.3g, metrics %.3g", worst, mw)
 }
 
 // TestTensorParallelConfigChecks: tensor_parallel must match the group
