@@ -117,6 +117,11 @@ func TestImportDirection(t *testing.T) {
 				if dep == "internal/testref" && rel != "internal/testsummary" {
 					t.Errorf("%s/%s imports internal/testref: it is test support, for _test.go files", rel, name)
 				}
+				// faulttest is the trainers' fault-test support: it exits
+				// the process and joins groups with test timeouts.
+				if dep == "train/faulttest" {
+					t.Errorf("%s/%s imports train/faulttest: it is test support, for _test.go files", rel, name)
+				}
 				if strings.HasPrefix(rel, "checkpoint") && (strings.HasPrefix(dep, "model") || strings.HasPrefix(dep, "train")) {
 					t.Errorf("%s/%s imports %s: checkpoint knows nothing of models or training", rel, name, dep)
 				}
