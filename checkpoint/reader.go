@@ -212,23 +212,34 @@ func (r *Reader) Metadata() map[string]string {
 // Tensor.F32, BF16 and F16 as raw bit patterns in Tensor.Half. Other
 // safetensors dtypes give an "unsupported dtype" error.
 func (r *Reader) Tensor(name string) (*engine.Tensor, error) {
-	if r.closed {
-		return nil, fmt.Errorf("checkpoint %s: tensor %q requested after Close", r.source, name)
-	}
-	rf, ok := r.refs[name]
-	if !ok {
-		return nil, fmt.Errorf("checkpoint %s: no tensor %q", r.source, name)
+	rf, err := r.readable(name)
+	if err != nil {
+		return nil, err
 	}
 	e := rf.e
-	if !e.supported {
-		return nil, fmt.Errorf("checkpoint %s: tensor %q: unsupported dtype %s (engine tensors are F32, BF16 or F16)",
-			rf.f.path, name, e.rawDType)
-	}
 	start := rf.f.hdr.dataStart
 	b := rf.f.data[start+e.begin : start+e.end]
 	t := &engine.Tensor{DType: e.dtype, Shape: append([]int(nil), e.shape...)}
 	decodeInto(t, b, littleEndian)
 	return t, nil
+}
+
+// readable is the named tensor's reference when its data can be read:
+// the reader is open, the tensor exists and its dtype is one engine
+// tensors hold.
+func (r *Reader) readable(name string) (ref, error) {
+	if r.closed {
+		return ref{}, fmt.Errorf("checkpoint %s: tensor %q requested after Close", r.source, name)
+	}
+	rf, ok := r.refs[name]
+	if !ok {
+		return ref{}, fmt.Errorf("checkpoint %s: no tensor %q", r.source, name)
+	}
+	if !rf.e.supported {
+		return ref{}, fmt.Errorf("checkpoint %s: tensor %q: unsupported dtype %s (engine tensors are F32, BF16 or F16)",
+			rf.f.path, name, rf.e.rawDType)
+	}
+	return rf, nil
 }
 
 // decodeInto fills t (dtype and shape set) from little-endian bytes b;

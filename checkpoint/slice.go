@@ -94,18 +94,11 @@ func runs(shape []int, elem int64, dim, lo, hi int) (outer, first, stride, lengt
 }
 
 func (r *Reader) readSlice(name string, dim, lo, hi int, onRead func(file string, off, n int64)) (*engine.Tensor, error) {
-	if r.closed {
-		return nil, fmt.Errorf("checkpoint %s: tensor %q requested after Close", r.source, name)
-	}
-	rf, ok := r.refs[name]
-	if !ok {
-		return nil, fmt.Errorf("checkpoint %s: no tensor %q", r.source, name)
+	rf, err := r.readable(name)
+	if err != nil {
+		return nil, err
 	}
 	e := rf.e
-	if !e.supported {
-		return nil, fmt.Errorf("checkpoint %s: tensor %q: unsupported dtype %s (engine tensors are F32, BF16 or F16)",
-			rf.f.path, name, e.rawDType)
-	}
 	if err := checkSlice(e.shape, dim, lo, hi); err != nil {
 		return nil, fmt.Errorf("checkpoint %s: tensor %q: %w", rf.f.path, name, err)
 	}

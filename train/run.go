@@ -240,12 +240,8 @@ func loadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 		return nil, err
 	}
 	if st != nil {
-		base, err := qwen2.LoadConfig(baseDir)
-		if err != nil {
+		if err := sameModel(m.Cfg, baseDir, from); err != nil {
 			return nil, err
-		}
-		if m.Cfg.Vocab != base.Vocab || m.Cfg.Hidden != base.Hidden || m.Cfg.Layers != base.Layers {
-			return nil, fmt.Errorf("resume %s: checkpoint model differs from %s", from.Dir, baseDir)
 		}
 	}
 	files, err := readTokenizerFiles(baseDir)
@@ -269,6 +265,19 @@ func loadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 		p.Opt.SetSteps(st.OptimizerSteps)
 	}
 	return p, nil
+}
+
+// sameModel refuses to resume from a checkpoint whose model (cfg) is not
+// the run's base model's shape.
+func sameModel(cfg *qwen2.Config, baseDir string, from Checkpoint) error {
+	base, err := qwen2.LoadConfig(baseDir)
+	if err != nil {
+		return err
+	}
+	if cfg.Vocab != base.Vocab || cfg.Hidden != base.Hidden || cfg.Layers != base.Layers {
+		return fmt.Errorf("resume %s: checkpoint model differs from %s", from.Dir, baseDir)
+	}
+	return nil
 }
 
 // Save writes the policy as checkpoint st.Step in out: the model (F32, with

@@ -73,12 +73,8 @@ func LoadPolicyGroup(ctx context.Context, baseDir string, st *State, from Checkp
 		return nil, err
 	}
 	if st != nil {
-		base, err := qwen2.LoadConfig(baseDir)
-		if err != nil {
+		if err := sameModel(cfg, baseDir, from); err != nil {
 			return nil, err
-		}
-		if cfg.Vocab != base.Vocab || cfg.Hidden != base.Hidden || cfg.Layers != base.Layers {
-			return nil, fmt.Errorf("resume %s: checkpoint model differs from %s", from.Dir, baseDir)
 		}
 	}
 	// weights and opt are where the model and the optimizer state come
