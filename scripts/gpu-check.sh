@@ -26,7 +26,11 @@
 #   generate         30 s  TestCUDA*: the sampling kernels against the sampler
 #   engine/cuda      90 s  every test: the backend's ops, and whole models
 #                          (forward, gradients, AdamW, 20 SFT steps, greedy
-#                          decoding) against the CPU backend (issue 15, must-hold 1)
+#                          decoding) against the CPU backend (issue 15, must-hold 1);
+#                          TestTP*: TP 2 and 4 shards of the base model, each on
+#                          its own context of the GPU, ranks over loopback TCP,
+#                          forward/loss/gradients and greedy rollouts against
+#                          the CPU (issue 16)
 #   attention        60 s  BenchmarkAttention: fwd and fwd+bwd TFLOP/s, T=4096,
 #                          D=128, causal, 28/4 heads (engine/cuda/bench_test.go)
 #   sft             150 s  purpcode bench --device cuda --shape qwen2.5-7b
@@ -46,12 +50,19 @@
 #
 # Named only (not part of a plain `run`): the step `parallel` runs issue 16's
 # tensor- and data-parallel tests (model/qwen2 `TP`, train/sft and
-# train/grpo `TP|DataParallel`; 60 + 90 + 90 s), each package also nameable
-# alone. They pass -cuda-device to a test binary that defines it; one that
-# does not yet runs its ranks on the CPU backend, and the step says so.
-# Their binaries come from `build parallel`, kept apart because the device
-# runner carries at most 64 MiB: the default set is ~55 MB, these ~20 MB
-# (use another GPU_CHECK_DIR, or build and carry one set at a time). Tests run with CI=true and -nvrtc-required, so a missing
+# train/grpo `TP|DataParallel`; 60 + 90 + 90 s; engine/cuda `TP` again,
+# 60 s, so that the step stands alone; cmd/purpcode's launch tests, 90 s:
+# `purpcode launch --nproc-per-node 2 -- sft --device cuda
+# --tensor-parallel 2` against one process, whose rank 0 names the
+# collectives' backend auto chose: NCCL with a GPU per rank, else the CPU
+# backend, and the --dist-backend refusals), each package also nameable
+# alone (a package of the default set, engine/cuda, only through
+# `parallel`). They pass -cuda-device to a test binary that defines it;
+# one that does not yet runs its ranks on the CPU backend, and the step
+# says so. Their binaries come from `build parallel`, kept apart because
+# the device runner carries at most 64 MiB: the default set is ~55 MB,
+# these ~50 MB (use another GPU_CHECK_DIR, or build and carry one set at a
+# time). Tests run with CI=true and -nvrtc-required, so a missing
 # NVRTC fails instead of skipping, and with -cuda-device=real (the first GPU of
 # the driver). GPU_CHECK_DEVICE=emu runs everything on the PTX emulator instead
 # (tiny shapes, no timing meaning), to try the script on a machine without a GPU.
@@ -89,6 +100,8 @@ parallel_suites=(
 	"model/qwen2:qwen2:60:-test.run=TP|DataParallel -test.v @device"
 	"train/sft:trainsft:90:-test.run=TP|DataParallel -test.v @device"
 	"train/grpo:traingrpo:90:-test.run=TP|DataParallel -test.v @device"
+	"engine/cuda:cudatp:60:-test.run=TP -test.v @device"
+	"cmd/purpcode:purpcodecli:90:-test.run=^TestLaunch(DeviceTPSFT|AgreeOnNCCL|DistBackendRefusals)$ -test.v @device"
 )
 # Measurement steps: name : seconds.
 benches=("attention:60" "sft:150" "torch:75" "decode:10")
@@ -115,6 +128,15 @@ build() {
 		CGO_ENABLED=1 "$go" build -ldflags='-s -w' -o "$dir/purpcode" ./cmd/purpcode
 	fi
 	du -sh "$dir"
+}
+
+# in_default PKG: whether PKG is a suite of the default set.
+in_default() {
+	local s
+	for s in "${suites[@]}"; do
+		[ "${s%%:*}" = "$1" ] && return 0
+	done
+	return 1
 }
 
 root="$(pwd)"
@@ -292,10 +314,13 @@ run() {
 		IFS=: read -r name limit <<<"$s"
 		if want "$name"; then "${name}_step" "$limit"; fi
 	done
-	# Named only: `parallel`, or the package itself.
+	# Named only: `parallel`, or the package itself unless the default set
+	# has it (naming that one runs its default step).
 	for s in "${parallel_suites[@]}"; do
 		IFS=: read -r pkg name limit flags <<<"$s"
-		if [[ "$only" == *" parallel "* || "$only" == *" $pkg "* ]]; then test_step "$pkg" "$name" "$limit" "$flags"; fi
+		if [[ "$only" == *" parallel "* ]] || { [[ "$only" == *" $pkg "* ]] && ! in_default "$pkg"; }; then
+			test_step "$pkg" "$name" "$limit" "$flags"
+		fi
 	done
 	echo "gpu-check: ==== summary (device '$device'${gpu_name:+, $gpu_name}, $(($(date +%s) - t0)) s in all)"
 	printf 'gpu-check:   %s\n' "${timings[@]}"
@@ -314,7 +339,7 @@ run) run "$@" ;;
 all)
 	build
 	case " $* " in
-	*" parallel "* | *" model/qwen2 "* | *" train/sft "* | *" train/grpo "*) build parallel ;;
+	*" parallel "* | *" model/qwen2 "* | *" train/sft "* | *" train/grpo "* | *" cmd/purpcode "*) build parallel ;;
 	esac
 	run "$@"
 	;;

@@ -39,7 +39,7 @@ type deviceFlags struct {
 // addDeviceFlag registers --device (default auto) and --cuda-libs on fs.
 func addDeviceFlag(fs *flag.FlagSet) *deviceFlags {
 	f := &deviceFlags{device: "auto"}
-	fs.Var(&f.device, "device", "compute device: auto (cuda when usable, else cpu), cpu, cuda, cuda:N or "+cuda.Emulated+" (the PTX emulator; tiny shapes only)")
+	fs.Var(&f.device, "device", "compute device: auto (cuda when usable, else cpu), cpu, cuda, cuda:N or "+cuda.Emulated+" (the PTX emulator; tiny shapes only); in a launch whose ranks see several GPUs, cuda is the GPU numbered LOCAL_RANK (torchrun's convention; cuda:N wins)")
 	f.cudaLibs = fs.String("cuda-libs", "", "directory searched first for libcuda, NVRTC and cuBLASLt ($PURPCODE_CUDA_LIBS)")
 	return f
 }
@@ -78,11 +78,38 @@ func cudaLibOptions(dir string) kernels.CUDALibOptions {
 // "cuda-emu". --device cuda with CUDA unusable is an error naming the
 // reason; auto falls back to the CPU and writes a one-line notice to stderr.
 func (f *deviceFlags) resolve(stderr io.Writer) (string, error) {
-	dev, notice, err := chooseDevice(string(f.device), func() *kernels.CUDAReport { return kernels.Probe(f.libOptions()) })
+	dev, _, err := f.resolveReport(stderr)
+	return dev, err
+}
+
+// resolveReport is resolve, also returning the probe's report (nil when
+// the choice needed no probe: cpu, cuda-emu).
+func (f *deviceFlags) resolveReport(stderr io.Writer) (string, *kernels.CUDAReport, error) {
+	var rep *kernels.CUDAReport
+	dev, notice, err := chooseDevice(string(f.device), func() *kernels.CUDAReport {
+		rep = kernels.Probe(f.libOptions())
+		return rep
+	})
 	if notice != "" {
 		fmt.Fprintln(stderr, notice)
 	}
-	return dev, err
+	return dev, rep, err
+}
+
+// rankGPU applies torchrun's convention to a rank of a launch: a plain
+// "cuda" (given, or auto's choice) on a node whose processes see several
+// GPUs is the GPU numbered LOCAL_RANK, so the ranks of a node spread over
+// its GPUs with one command line for all; cuda:N names a GPU explicitly and
+// wins. With one GPU visible (a launcher that sets CUDA_VISIBLE_DEVICES per
+// rank, or a single GPU) "cuda" is that one.
+func rankGPU(dev string, localRank, gpus int) (string, error) {
+	if dev != "cuda" || gpus <= 1 {
+		return dev, nil
+	}
+	if localRank >= gpus {
+		return "", fmt.Errorf("--device cuda: LOCAL_RANK %d, but this node's processes see %d GPUs (cuda picks the GPU numbered LOCAL_RANK): start at most %d ranks per node, or name each rank's GPU with --device cuda:N or CUDA_VISIBLE_DEVICES", localRank, gpus, gpus)
+	}
+	return fmt.Sprintf("cuda:%d", localRank), nil
 }
 
 // chooseDevice is resolve's decision, with the probe injected for tests.
@@ -140,18 +167,29 @@ func (f *deviceFlags) open(cf *cpuFlags, stderr io.Writer) (engine.Backend, func
 	if err != nil {
 		return nil, nil, err
 	}
+	return f.openDevice(dev, cf, false, stderr)
+}
+
+// openDevice builds the backend of a resolved device and prints it.
+// primary computes a real GPU's work in its primary context, which NCCL
+// binds (a rank of a multi-process run).
+func (f *deviceFlags) openDevice(dev string, cf *cpuFlags, primary bool, stderr io.Writer) (engine.Backend, func(), error) {
 	if dev == "cpu" {
 		c := cf.cpu()
 		fmt.Fprintf(stderr, "device: %s\n", c.Describe())
 		return c, func() {}, nil
 	}
-	b, err := cuda.Open(dev, cuda.Options{Libs: f.libOptions()})
+	b, err := cuda.Open(dev, cuda.Options{Libs: f.libOptions(), PrimaryContext: primary && isGPU(dev)})
 	if err != nil {
 		return nil, nil, err
 	}
 	fmt.Fprintf(stderr, "device: %s\n", b.Describe())
 	return b, func() { _ = b.Close() }, nil
 }
+
+// isGPU reports whether a resolved device is a real GPU (not the CPU or
+// the emulator).
+func isGPU(dev string) bool { return dev != "cpu" && dev != cuda.Emulated }
 
 // cpuOnly is the backend of a command whose work runs on the CPU backend
 // only for now (generation, serving, evaluation: the rollout engine has no

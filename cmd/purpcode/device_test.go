@@ -129,3 +129,25 @@ func TestBenchCommandSmallShape(t *testing.T) {
 		t.Fatalf("unknown shape error: %v", err)
 	}
 }
+
+// TestDeviceRankGPU: torchrun's convention for --device cuda in a launch.
+func TestDeviceRankGPU(t *testing.T) {
+	for _, tc := range []struct {
+		dev             string
+		localRank, gpus int
+		want, err       string
+	}{
+		{"cuda", 3, 8, "cuda:3", ""},
+		{"cuda", 0, 8, "cuda:0", ""},
+		{"cuda", 1, 1, "cuda", ""}, // one GPU visible: CUDA_VISIBLE_DEVICES per rank
+		{"cuda:5", 3, 8, "cuda:5", ""},
+		{"cpu", 3, 8, "cpu", ""},
+		{"cuda-emu", 1, 0, "cuda-emu", ""},
+		{"cuda", 4, 4, "", "LOCAL_RANK 4, but this node's processes see 4 GPUs"},
+	} {
+		got, err := rankGPU(tc.dev, tc.localRank, tc.gpus)
+		if got != tc.want || (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("rankGPU(%q, %d, %d) = %q, %v; want %q, %q", tc.dev, tc.localRank, tc.gpus, got, err, tc.want, tc.err)
+		}
+	}
+}

@@ -16,6 +16,9 @@ type cpuFlags struct {
 	goBLAS  *bool
 	threads *int
 	dev     *deviceFlags
+	// dist is --dist-backend, set by the trainers that register it (nil:
+	// auto).
+	dist *distBackend
 }
 
 func addCPUFlags(fs *flag.FlagSet) *cpuFlags {

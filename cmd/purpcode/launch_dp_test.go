@@ -3,14 +3,23 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
+	"purpcode/dist"
+	"purpcode/engine/cuda"
+	"purpcode/kernels/cudatest"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"purpcode/checkpoint"
 	"purpcode/engine"
@@ -107,6 +116,11 @@ func launchMatchesSingle(t *testing.T, args, extra []string, keys []string, last
 		}
 		if !strings.Contains(string(log), fmt.Sprintf("rank %d of 2", r)) {
 			t.Errorf("rank %d's log does not say which rank it is:\n%s", r, log)
+		}
+		// On the CPU, auto picks the CPU backend and rank 0 says so, once.
+		const choice = "collectives over the CPU backend (TCP between the 2 ranks): --dist-backend auto, and rank 0 cannot use NCCL: the device is cpu, not a CUDA GPU"
+		if c, w := strings.Count(string(log), choice), 1-r; c != w {
+			t.Errorf("rank %d's log says %d times %q, want %d:\n%s", r, c, choice, w, log)
 		}
 	}
 	return out
@@ -245,4 +259,235 @@ func rlLaunchConfig(t *testing.T) string {
 		"max_prompt_len: 64\nmax_response_len: 8\nprefix: \"\"\nlr: 0.001\nkl_coef: 0.01\nentropy_coef: 0.01\nsave_every: 1\nseed: 3\n",
 		filepath.Join(root, "testdata", "base-model"), prompts)), 0o644)
 	return yml
+}
+
+// cudaDevice is the -cuda-device flag of this package's tests (the
+// convention of kernels/cudatest): the device TestLaunchDeviceTPSFT's
+// ranks compute on, the PTX emulator by default, the GPU (--device cuda)
+// with -cuda-device=real (scripts/gpu-check.sh's parallel step).
+var cudaDevice = flag.String("cuda-device", cudatest.Emulated, cudatest.FlagUsage)
+
+// TestLaunchDeviceTPSFT: `purpcode launch --nproc-per-node 2 -- sft
+// --device cuda-emu --tensor-parallel 2`: two ranks on the emulated device
+// (or the GPU, see cudaDevice), each holding a shard, against one process
+// on the same device. The collectives' backend is auto's choice, which
+// rank 0's log names once: the CPU backend on the emulator (no GPU), NCCL
+// on a machine with a GPU per rank, the CPU backend when the two ranks
+// share one GPU. Steps and targets must be the same, losses within
+// 1e-2 and gradient norms within 3e-2 relative, and the weights' updates
+// within 2e-2 relative norm: the shards add their partial sums in another
+// order before rounding to bf16, which moves gradients by up to ~3e-2
+// (engine/cuda's tolerances). The device runs AdamW only: an epsilon far
+// above the gradients keeps its updates about proportional to them
+// (lr*g/eps), where its usual per-element normalisation would blow up the
+// noise of near-zero gradients into whole-lr steps.
+func TestLaunchDeviceTPSFT(t *testing.T) {
+	device := cuda.Emulated
+	switch *cudaDevice {
+	case cudatest.Emulated:
+		if testing.Short() {
+			t.Skip("the PTX emulator: slow")
+		}
+	case cudatest.Real:
+		device = "cuda"
+	default:
+		t.Fatalf("-cuda-device %q: want %q or %q", *cudaDevice, cudatest.Emulated, cudatest.Real)
+	}
+	model, data := writeTinySFT(t)
+	// Two KV heads, so that TP 2 splits them rather than sharing one.
+	cfg, err := qwen2.ParseConfig([]byte(`{"model_type":"qwen2","hidden_size":16,"intermediate_size":32,"num_hidden_layers":1,
+"num_attention_heads":2,"num_key_value_heads":2,"vocab_size":32,"max_position_embeddings":32}`), "tiny-kv2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := engine.NewDefaultCPU(engine.CPUOptions{Workers: 1})
+	if err := qwen2.New(cfg, cpu, 1).Save(model, qwen2.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	single, out, logDir := filepath.Join(dir, "single"), filepath.Join(dir, "tp"), filepath.Join(dir, "logs")
+	args := []string{"sft", "--model", model, "--data", data, "--seq-len", "8", "--micro-batch", "1", "--grad-accum", "2",
+		"--max-steps", "2", "--eps", "10", "--weight-decay", "0", "--lr", "1", "--warmup", "0", "--device", device}
+	var stdout, stderr bytes.Buffer
+	if code := mainExit(append(args, "--out", single), &stdout, &stderr); code != 0 {
+		t.Fatalf("single process: exit %d\n%s", code, &stderr)
+	}
+	raw, err := json.Marshal(append(args, "--tensor-parallel", "2", "--out", out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(childArgsEnv, string(raw))
+	if code := mainExit([]string{"launch", "--nproc-per-node", "2", "--master-port", "0", "--log-dir", logDir, "--", "-test.run=^TestCLIChild$"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("launch: exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
+	}
+	want, got := readMetricsRows(t, single), readMetricsRows(t, out)
+	if len(got) != len(want) {
+		t.Fatalf("%d metrics rows, single process %d", len(got), len(want))
+	}
+	steps := 0
+	for i := range want {
+		for _, k := range []string{"event", "step", "target_tokens"} {
+			if got[i][k] != want[i][k] {
+				t.Errorf("row %d %s: %v, single process %v", i, k, got[i][k], want[i][k])
+			}
+		}
+		w, ok := want[i]["loss"].(float64)
+		if !ok {
+			continue // the data row
+		}
+		steps++
+		for k, tol := range map[string]float64{"loss": 1e-2, "grad_norm": 3e-2} {
+			w, _ = want[i][k].(float64)
+			g, _ := got[i][k].(float64)
+			if math.Abs(g-w) > tol*math.Abs(w) || w == 0 {
+				t.Errorf("row %d %s: %v, single process %v (tolerance %g relative)", i, k, g, w, tol)
+			}
+		}
+	}
+	if steps != 2 {
+		t.Fatalf("%d step rows, want 2", steps)
+	}
+	init, err := qwen2.Load(model, cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := loadCheckpointModel(t, train.StepDir(single, 2), cpu)
+	mt := loadCheckpointModel(t, train.StepDir(out, 2), cpu)
+	var d, n float64
+	for _, p := range init.P.List {
+		s, q := ms.P.Get(p.Name).W.F32, mt.P.Get(p.Name).W.F32
+		for i, w0 := range p.W.F32 {
+			us, ut := float64(s[i])-float64(w0), float64(q[i])-float64(w0)
+			d, n = d+(ut-us)*(ut-us), n+us*us
+		}
+	}
+	t.Logf("weight updates: relative difference %.3g from the single process's (norm %.3g)", math.Sqrt(d/n), math.Sqrt(n))
+	if n == 0 || math.Sqrt(d/n) > 2e-2 {
+		t.Errorf("the tensor-parallel run's weight updates differ from the single process's by %.3g relative norm", math.Sqrt(d/n))
+	}
+	log, err := os.ReadFile(filepath.Join(logDir, "rank-0.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	choice := regexp.MustCompile(`(?m)^sft: collectives over .*$`).FindAllString(string(log), -1)
+	if len(choice) != 1 {
+		t.Fatalf("rank 0's log names the collectives' backend %d times, want once:\n%s", len(choice), log)
+	}
+	t.Log(choice[0])
+	if w := "sft: collectives over the CPU backend (TCP between the 2 ranks): --dist-backend auto, and rank 0 cannot use NCCL: the device is cuda-emu, not a CUDA GPU"; device == cuda.Emulated && choice[0] != w {
+		t.Errorf("rank 0's log says %q, want %q", choice[0], w)
+	}
+}
+
+// TestLaunchDistBackendRefusals: --dist-backend nccl on a device that is
+// not a GPU (cpu, the emulator, auto falling back to the cpu here) is
+// refused in one line naming the device, before the rendezvous (a rank of
+// a launch does not wait for its peers first) and before anything is
+// written; an unknown backend is a usage error.
+func TestLaunchDistBackendRefusals(t *testing.T) {
+	yml := sftLaunchConfig(t)
+	configs := map[string]string{"sft": yml, "rl": rlLaunchConfig(t)}
+	out := filepath.Join(t.TempDir(), "out")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sft", "--device", "cpu"}, "sft --dist-backend nccl: the device is cpu, not a CUDA GPU"},
+		{[]string{"sft", "--device", "cuda-emu"}, "sft --dist-backend nccl: the device is cuda-emu, not a CUDA GPU"},
+		{[]string{"rl", "--device", "cuda-emu"}, "rl --dist-backend nccl: the device is cuda-emu, not a CUDA GPU"},
+	} {
+		for _, launched := range []bool{false, true} {
+			if launched {
+				// Rank 1 of 2, whose rank 0 never comes: the refusal
+				// must not wait for it.
+				t.Setenv("RANK", "1")
+				t.Setenv("WORLD_SIZE", "2")
+				t.Setenv("MASTER_ADDR", "127.0.0.1")
+				t.Setenv("MASTER_PORT", "1")
+			}
+			var stdout, stderr bytes.Buffer
+			args := append(slices.Clone(tc.args), "--config", configs[tc.args[0]], "--out", out, "--dist-backend", "nccl")
+			if code := mainExit(args, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("%q (launched %v): exit %d, want 1 and %q\n%s", args, launched, code, tc.want, &stderr)
+			}
+			if strings.Contains(stderr.String(), "rendezvous") {
+				t.Errorf("%q (launched %v) went to the rendezvous before refusing:\n%s", args, launched, &stderr)
+			}
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := mainExit([]string{"sft", "--config", yml, "--out", out, "--dist-backend", "gloo"}, &stdout, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), `want auto, cpu or nccl, got "gloo"`) {
+		t.Errorf("--dist-backend gloo: exit %d\n%s", code, &stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("refused runs created %s (%v)", out, err)
+	}
+}
+
+// TestFlagDistBackend: the flag's values, its default and the line that
+// logs a CPU choice.
+func TestFlagDistBackend(t *testing.T) {
+	_, cf, err := sftConfig([]string{"--model", "m", "--data", "d", "--out", "o"}, io.Discard)
+	if err != nil || cf.dist == nil || *cf.dist != distAuto {
+		t.Fatalf("sft default: %v %v", cf.dist, err)
+	}
+	_, cf, err = rlConfig([]string{"--model", "m", "--data", "d", "--out", "o", "--dist-backend", "cpu"}, io.Discard)
+	if err != nil || cf.dist == nil || *cf.dist != distCPU {
+		t.Fatalf("rl --dist-backend cpu: %v %v", cf.dist, err)
+	}
+}
+
+// TestLaunchAgreeOnNCCL: the ranks' exchange before choosing NCCL, on an
+// in-process group of 3: every rank reaches the same decision, naming the
+// ranks without NCCL or two sharing a GPU.
+func TestLaunchAgreeOnNCCL(t *testing.T) {
+	gpuA, gpuB := gpuKey("cuda:0"), gpuKey("cuda:1")
+	if gpuA == gpuB || gpuA != gpuKey("cuda:0") {
+		t.Fatalf("gpuKey: cuda:0 %v, cuda:1 %v: want distinct and stable", gpuA, gpuB)
+	}
+	for _, tc := range []struct {
+		name string
+		why  []string
+		keys [][2]float32
+		ok   bool
+		want string // the reason rank 0 logs
+	}{
+		{"all able", []string{"", "", ""}, [][2]float32{gpuA, gpuB, gpuKey("cuda:2")}, true, ""},
+		{"rank 0 without", []string{"the device is cpu, not a CUDA GPU", "", ""}, [][2]float32{{}, gpuA, gpuB}, false,
+			"rank 0 cannot use NCCL: the device is cpu, not a CUDA GPU"},
+		{"others without", []string{"", "nccl: not found", "nccl: not found"}, [][2]float32{gpuA, {}, {}}, false,
+			"ranks [1 2] cannot use NCCL (their logs say why)"},
+		{"shared GPU", []string{"", "", ""}, [][2]float32{gpuA, gpuB, gpuA}, false,
+			"ranks 0 and 2 compute on the same GPU, and NCCL needs a GPU per rank"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			comms, err := dist.ConnectLocal(ctx, 3, 20*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]ncclAgreement, 3)
+			errs := make([]error, 3)
+			var wg sync.WaitGroup
+			for r, c := range comms {
+				wg.Go(func() {
+					defer c.Close()
+					got[r], errs[r] = agreeOnNCCL(ctx, c, tc.why[r], tc.keys[r])
+				})
+			}
+			wg.Wait()
+			for r := range got {
+				if errs[r] != nil {
+					t.Fatalf("rank %d: %v", r, errs[r])
+				}
+				if got[r].ok() != tc.ok || got[r].reason(tc.why[0]) != got[0].reason(tc.why[0]) {
+					t.Errorf("rank %d: ok %v (%s), rank 0 %s; want ok %v", r, got[r].ok(), got[r].reason(tc.why[0]), got[0].reason(tc.why[0]), tc.ok)
+				}
+			}
+			if r := got[0].reason(tc.why[0]); !tc.ok && !strings.HasPrefix(r, tc.want) {
+				t.Errorf("reason %q, want it to start %q", r, tc.want)
+			}
+		})
+	}
 }

@@ -62,10 +62,22 @@ func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
 // rlConfig builds the run config from defaults, the --config file and the
 // flags given explicitly.
 func rlConfig(args []string, stderr io.Writer) (grpo.Config, *cpuFlags, error) {
-	return runConfig(runConfigSpec[grpo.Config]{
+	// --dist-backend is no config key (a run config says what to train,
+	// not how the ranks talk), so it travels with the device flags; the
+	// ranks' fingerprint still covers it (joinGroup).
+	var db *distBackend
+	cfg, cf, err := runConfig(runConfigSpec[grpo.Config]{
 		name: "rl", usage: "GRPO with in-process oracles and single-step dynamic sampling; writes metrics.jsonl and checkpoint-STEP/ dirs to --out.",
-		defaults: grpo.DefaultConfig, register: rlFlags, load: grpo.LoadConfigFile, validate: (*grpo.Config).Validate,
+		defaults: grpo.DefaultConfig, register: func(fs *flag.FlagSet, fl *grpo.Config) *string {
+			db = addDistBackendFlag(fs)
+			return rlFlags(fs, fl)
+		},
+		load: grpo.LoadConfigFile, validate: (*grpo.Config).Validate,
 	}, args, stderr)
+	if cf != nil {
+		cf.dist = db
+	}
+	return cfg, cf, err
 }
 
 func runRL(args []string, stdout, stderr io.Writer) error {
@@ -73,19 +85,15 @@ func runRL(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, closeBE, err := cpu.backend(stderr)
-	if err != nil {
-		return err
-	}
-	defer closeBE()
 	ctx, stop := notifyInterrupt()
 	defer stop()
-	dp, tp, leave, err := joinGroup(ctx, "rl", cfg, cfg.TensorParallel, stderr)
+	rk, err := openRank(ctx, "rl", cfg, cfg.TensorParallel, cpu, stderr)
 	if err != nil {
 		return err
 	}
-	defer leave()
-	opts := grpo.Options{Log: stderr, Backend: be, DP: dp, TP: tp}
+	defer rk.close()
+	dp, tp := rk.dp, rk.tp
+	opts := grpo.Options{Log: stderr, Backend: rk.be, DP: dp, TP: tp}
 	if opts.Judge, err = loadJudge(cfg.JudgeModel, cpu.cpu()); err != nil {
 		return err
 	}

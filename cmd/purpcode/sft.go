@@ -88,10 +88,22 @@ func applyFlag(cfg, fl any, name string) {
 // sftConfig builds the run config from defaults, the --config file and the
 // flags given explicitly.
 func sftConfig(args []string, stderr io.Writer) (sft.Config, *cpuFlags, error) {
-	return runConfig(runConfigSpec[sft.Config]{
+	// --dist-backend is no config key (a run config says what to train,
+	// not how the ranks talk), so it travels with the device flags; the
+	// ranks' fingerprint still covers it (joinGroup).
+	var db *distBackend
+	cfg, cf, err := runConfig(runConfigSpec[sft.Config]{
 		name: "sft", usage: "Supervised fine-tuning; writes metrics.jsonl and checkpoint-STEP/ dirs to --out.",
-		defaults: sft.DefaultConfig, register: sftFlags, load: sft.LoadConfigFile, validate: (*sft.Config).Validate,
+		defaults: sft.DefaultConfig, register: func(fs *flag.FlagSet, fl *sft.Config) *string {
+			db = addDistBackendFlag(fs)
+			return sftFlags(fs, fl)
+		},
+		load: sft.LoadConfigFile, validate: (*sft.Config).Validate,
 	}, args, stderr)
+	if cf != nil {
+		cf.dist = db
+	}
+	return cfg, cf, err
 }
 
 func runSFT(args []string, stdout, stderr io.Writer) error {
@@ -99,19 +111,15 @@ func runSFT(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, closeBE, err := cpu.backend(stderr)
-	if err != nil {
-		return err
-	}
-	defer closeBE()
 	ctx, stop := notifyInterrupt()
 	defer stop()
-	dp, tp, leave, err := joinGroup(ctx, "sft", cfg, cfg.TensorParallel, stderr)
+	rk, err := openRank(ctx, "sft", cfg, cfg.TensorParallel, cpu, stderr)
 	if err != nil {
 		return err
 	}
-	defer leave()
-	opts := sft.Options{Log: stderr, Backend: be, DP: dp, TP: tp}
+	defer rk.close()
+	dp, tp := rk.dp, rk.tp
+	opts := sft.Options{Log: stderr, Backend: rk.be, DP: dp, TP: tp}
 	out := progress.New(stderr)
 	opts.Log = out
 	endBar := func() {}

@@ -336,11 +336,27 @@ func (m *Model) kvBackward(dx *engine.Tensor, w, bias *Param, dout, x *engine.Te
 	}
 	c.LinearBackward(dx, dw, db, dout, x, w.cw, true)
 	m.tp.sumKVHeads(dw, c)
-	c.Add(w.cg, w.cg, dw)
+	addGrad(w.cg, dw, c)
 	if db != nil {
 		m.tp.sumKVHeads(db, c)
-		c.Add(bias.cg, bias.cg, db)
+		addGrad(bias.cg, db, c)
 	}
+}
+
+// addGrad adds d to the F32 gradient g. A device backend's Add is for
+// bf16 activations, so there the sum is made on the host (a shared KV
+// head's gradient, once per k/v projection and backward; sumKVHeads has
+// just been through the host anyway).
+func addGrad(g, d *engine.Tensor, be engine.Backend) {
+	if !g.OnDevice() {
+		be.Add(g, g, d)
+		return
+	}
+	hg, hd := hostF32(g, be), hostF32(d, be)
+	for i, v := range hd {
+		hg[i] += v
+	}
+	writeBack(g, be, hg)
 }
 
 // sumKVHeads replaces g (the rank's KV heads' rows of a k/v gradient) with
