@@ -85,10 +85,87 @@ type Backend interface {
 
 // Weights is a model's flat parameter storage on a backend, laid out like
 // the host buffer it was made from (parameters in table order).
+//
+// A device backend may hold less than the whole fp32 master (see
+// WeightsOptions): a ZeRO-1 rank keeps only its chunk, since the optimizer
+// updates nothing else, and an inference-only model keeps no master and no
+// gradients, since nothing updates it. Code that reads the master whole
+// (checkpoints) must check MasterWhole and, for a ZeRO-1 shard, have the
+// optimizer gather it into Host first (optim.PrepareSave).
 type Weights struct {
-	Master  *Tensor // (n) F32: the weights the optimizer updates
-	Compute *Tensor // (n) in ActDType: what the ops read (Master itself on the CPU)
-	Grad    *Tensor // (n) F32 gradients, accumulated by backward ops
+	// Master (F32) is the weights the optimizer updates: the flat elements
+	// [MasterLo, MasterLo+Master.Numel()), all n of them unless the
+	// storage is partial; nil when this backend holds none of it
+	// (inference-only, or a ZeRO-1 chunk offloaded to host memory).
+	Master   *Tensor
+	MasterLo int
+	Compute  *Tensor // (n) in ActDType: what the ops read (Master itself on the CPU)
+	Grad     *Tensor // (n) F32 gradients, accumulated by backward ops; nil inference-only
+	// Host is the host buffer the weights were made from (the model's host
+	// copy, n values) and HostCurrent whether it holds the master's current
+	// values. A partial master is read whole through it: it is current
+	// when the weights are made, and a ZeRO-1 optimizer clears the flag
+	// when it updates its chunk and sets it again when it gathers every
+	// rank's chunk into Host. A whole master is read directly; the flag
+	// means nothing then.
+	Host        []float32
+	HostCurrent bool
+}
+
+// Len is the number of parameters (the compute copy's elements).
+func (w *Weights) Len() int { return w.Compute.Numel() }
+
+// MasterWhole reports whether Master holds every parameter.
+func (w *Weights) MasterWhole() bool {
+	return w.Master != nil && w.MasterLo == 0 && w.Master.Numel() == w.Len()
+}
+
+// Inference reports whether the weights are inference-only (no gradients
+// to train with).
+func (w *Weights) Inference() bool { return w.Grad == nil }
+
+// WeightsOptions says what a device backend allocates besides the compute
+// copy (NewWeightsWith). The zero value is the whole fp32 master and the
+// gradients, what NewWeights makes.
+type WeightsOptions struct {
+	// Inference: the compute copy only, no master and no gradients (a
+	// frozen reference policy, or a model that only generates).
+	Inference bool
+	// Partial: the master holds only the elements [Lo, Hi) (a ZeRO-1
+	// rank's chunk; Lo == Hi: none of it, the chunk living in host memory
+	// with optimizer offload).
+	Partial bool
+	Lo, Hi  int
+}
+
+// PartialWeights is a backend whose weights need not include the whole
+// fp32 master and the gradients (a device backend; see WeightsOptions).
+type PartialWeights interface {
+	NewWeightsWith(host, grad []float32, o WeightsOptions) *Weights
+}
+
+// NewWeightsWith makes be's flat parameter storage for host weights as o
+// says. A backend whose compute copy is the master (the CPU) keeps it
+// whole whatever o says, since it costs nothing more. With o.Inference
+// there are no gradients and grad may be nil. A bad range is a
+// programming error and panics.
+func NewWeightsWith(be Backend, host, grad []float32, o WeightsOptions) *Weights {
+	if o.Partial && (o.Lo < 0 || o.Hi < o.Lo || o.Hi > len(host)) {
+		panic(fmt.Sprintf("engine.NewWeightsWith: master range [%d, %d) of %d weights", o.Lo, o.Hi, len(host)))
+	}
+	if pw, ok := be.(PartialWeights); ok {
+		return pw.NewWeightsWith(host, grad, o)
+	}
+	// A backend without partial storage keeps everything; an
+	// inference-only model just does not use its gradients.
+	if grad == nil {
+		grad = make([]float32, len(host))
+	}
+	w := be.NewWeights(host, grad)
+	if o.Inference {
+		w.Grad = nil
+	}
+	return w
 }
 
 // View returns the tensor of shape shape starting at element off of t (a

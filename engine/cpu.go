@@ -146,8 +146,20 @@ func (c *CPU) Download(dst []float32, t *Tensor) {
 // NewWeights wraps the host buffers: the CPU's master and compute weights
 // are one float32 array.
 func (c *CPU) NewWeights(host, grad []float32) *Weights {
+	return c.NewWeightsWith(host, grad, WeightsOptions{})
+}
+
+// NewWeightsWith is NewWeights with options: the master, being the compute
+// copy, stays whole whatever o says (ZeRO-1 on the CPU updates its chunk
+// of it in place and gathers the rest); with o.Inference there are no
+// gradients.
+func (c *CPU) NewWeightsWith(host, grad []float32, o WeightsOptions) *Weights {
 	w := FromF32(host, len(host))
-	return &Weights{Master: w, Compute: w, Grad: FromF32(grad, len(grad))}
+	ws := &Weights{Master: w, Compute: w, Host: host, HostCurrent: true}
+	if !o.Inference {
+		ws.Grad = FromF32(grad, len(grad))
+	}
+	return ws
 }
 
 // GatherRows copies rows[i] of src (N, C) into row i of dst (len(rows), C).

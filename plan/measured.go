@@ -19,6 +19,9 @@ const lossChunk = 256
 type Run struct {
 	TP, DP int // tensor- and data-parallel degrees (1: none)
 	TPRank int // the rank's place in its TP group: uneven splits differ
+	// DPRank is the rank's place in its DP group: ZeRO-1 chunks differ by
+	// an element when DP does not divide the parameters.
+	DPRank int
 	// B, T is the micro-batch shape, the activation arena's.
 	B, T      int
 	Recompute bool // activation checkpointing (Trainer.Recompute, NewActsRecompute)
@@ -31,9 +34,13 @@ type Run struct {
 	// one fp32 copy is both.
 	ActDType engine.DType
 	// ZeRO shards the fp32 master weights and the optimizer state over the
-	// DP ranks (ZeRO-1); without it every rank holds them whole.
-	ZeRO bool
-	// Reference is GRPO's frozen reference policy on the same backend.
+	// DP ranks (ZeRO-1): the rank holds its chunk dist.ChunkRange(params,
+	// DP, DPRank), as optim.ZeRO1 and qwen2.Storage lay it out; without it
+	// every rank holds them whole. Offload (with ZeRO) keeps the chunk of
+	// both in host memory instead (HostPerRank).
+	ZeRO, Offload bool
+	// Reference is GRPO's frozen reference policy on the same backend,
+	// inference-only (qwen2.LoadInference): its compute copy alone.
 	Reference bool
 }
 
@@ -43,8 +50,11 @@ type Run struct {
 // Compare. GPU and host capacities are not known here: Fit does not apply
 // and KVBytes stays 0.
 func ForRun(cfg *qwen2.Config, r Run) (*Plan, error) {
-	if r.TP < 1 || r.DP < 1 || r.TPRank < 0 || r.TPRank >= r.TP {
-		return nil, fmt.Errorf("plan: run of TP %d x DP %d at TP rank %d: degrees must be at least 1 and the rank below TP", r.TP, r.DP, r.TPRank)
+	if r.TP < 1 || r.DP < 1 || r.TPRank < 0 || r.TPRank >= r.TP || r.DPRank < 0 || r.DPRank >= r.DP {
+		return nil, fmt.Errorf("plan: run of TP %d x DP %d at TP rank %d, DP rank %d: degrees must be at least 1, the rank below TP and the DP rank below DP", r.TP, r.DP, r.TPRank, r.DPRank)
+	}
+	if r.Offload && !r.ZeRO {
+		return nil, fmt.Errorf("plan: optimizer offload without ZeRO-1 (the offloaded state is the rank's ZeRO-1 chunk)")
 	}
 	if r.B < 1 || r.T < 1 {
 		return nil, fmt.Errorf("plan: micro-batch %d x %d: both must be positive", r.B, r.T)
@@ -70,16 +80,20 @@ func ForRun(cfg *qwen2.Config, r Run) (*Plan, error) {
 	n := int64(r.B) * int64(r.T)
 	run := r
 	p := &Plan{Layout: l, DP: r.DP, Run: &run, Opts: Options{
-		GPUs: r.TP * r.DP, GPUsPerNode: 1, TP: r.TP, ActivationCheckpointing: r.Recompute, Reference: r.Reference,
+		GPUs: r.TP * r.DP, GPUsPerNode: 1, TP: r.TP, ActivationCheckpointing: r.Recompute, Reference: r.Reference, OptimizerOffload: r.Offload,
 		GradBytes: fp32Bytes, Seq: r.T, MicroBatchTokens: int(n), LogitsChunkTokens: int(min(n, lossChunk)),
 	}}
 	if p.RankParams, p.Params, err = l.RankParams(r.TPRank); err != nil {
 		return nil, err
 	}
-	// Master weights and moments: whole per rank unless ZeRO-1 shards them.
+	// Master weights and moments: whole per rank unless ZeRO-1 shards them
+	// into dist's chunks (the first RankParams%DP ranks hold one more).
 	elems := p.RankParams
 	if r.ZeRO {
-		elems = ceilDiv(p.RankParams, int64(r.DP))
+		elems = p.RankParams / int64(r.DP)
+		if int64(r.DPRank) < p.RankParams%int64(r.DP) {
+			elems++
+		}
 	}
 	p.ShardElems = elems
 	act := int64(r.ActDType.Size())
@@ -104,7 +118,12 @@ func ForRun(cfg *qwen2.Config, r Run) (*Plan, error) {
 	// model/qwen2 keeps RoPE's cos and sin tables, fp32 (MaxPositions,
 	// HeadDim/2) each, on the backend.
 	p.Tables = int64(cfg.MaxPositions) * int64(cfg.HeadDim) * fp32Bytes
-	p.GPUResident = p.Weights + p.Master + p.Optimizer + p.Grads + p.RefPolicy + p.Activations + p.Logits + p.Tables
+	p.GPUResident = p.Weights + p.Grads + p.RefPolicy + p.Activations + p.Logits + p.Tables
+	if r.Offload {
+		p.HostPerRank = p.Master + p.Optimizer
+	} else {
+		p.GPUResident += p.Master + p.Optimizer
+	}
 	p.KVBytesPerToken = 2 * int64(cfg.Layers) * int64(l.KVHeadsPerRank*cfg.HeadDim) * bf16Bytes
 	return p, nil
 }
@@ -178,8 +197,14 @@ func Compare(p *Plan, measured map[string]int64) []Check {
 		m := sum(cats...)
 		return Check{Name: name, Backend: cats, Planned: planned, Measured: m, Exact: true, OK: m == planned}
 	}
+	// With offload the master chunk and the moments are host memory: not
+	// in the device's weights, no device optimizer state to check.
+	master := p.Master
+	if p.Opts.OptimizerOffload {
+		master = 0
+	}
 	out := []Check{
-		exact("weights+master", p.Weights+p.Master+p.RefPolicy, engine.MemWeights),
+		exact("weights+master", p.Weights+master+p.RefPolicy, engine.MemWeights),
 		exact("grads", p.Grads, engine.MemGrads),
 	}
 	if !p.Opts.OptimizerOffload {

@@ -244,7 +244,7 @@ func (r *recipe) writeTestFile() (string, error) {
 // the stop tokens from generation_config.json, config.json and the
 // tokenizer.
 func LoadModel(dir string, be engine.Backend) (*qwen2.Model, *tokenizer.Tokenizer, []int, error) {
-	m, err := qwen2.Load(dir, be)
+	m, err := qwen2.LoadInference(dir, be)
 	if err != nil {
 		return nil, nil, nil, err
 	}

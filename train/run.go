@@ -107,6 +107,17 @@ func (cfg OptimizerConfig) Check(p *Problems) {
 	}
 }
 
+// Storage is what a rank of dp keeps of a model's parameters on its
+// device under these settings: with ZeRO 1 only the rank's chunk of the
+// fp32 master, the one optim.ZeRO1 updates (none of it with Offload, the
+// chunk then living in host memory); everything otherwise.
+func (cfg OptimizerConfig) Storage(dp DP) qwen2.Storage {
+	if cfg.ZeRO != 1 {
+		return qwen2.Storage{}
+	}
+	return qwen2.Storage{ZeRO: true, Ranks: dp.Size(), Rank: dp.Rank(), Offload: cfg.Offload}
+}
+
 // NewOptimizer builds the configured optimizer over m's parameters, on m's
 // backend, for one process.
 func NewOptimizer(cfg OptimizerConfig, m *qwen2.Model) (optim.Optimizer, error) {
@@ -235,7 +246,7 @@ func loadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 	if st != nil {
 		dir = from.Dir
 	}
-	m, err := qwen2.Load(dir, be)
+	m, err := qwen2.LoadWith(dir, be, oc.Storage(dp))
 	if err != nil {
 		return nil, err
 	}

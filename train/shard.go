@@ -104,9 +104,9 @@ func LoadPolicyGroup(ctx context.Context, baseDir string, st *State, from Checkp
 
 	var m *qwen2.Model
 	if g.TP == nil {
-		m, err = qwen2.LoadFrom(cfg, weights, be)
+		m, err = qwen2.LoadFromWith(cfg, weights, be, oc.Storage(g.DP))
 	} else {
-		m, err = qwen2.LoadShardFrom(ctx, cfg, weights, be, g.TP, g.Split)
+		m, err = qwen2.LoadShardFromWith(ctx, cfg, weights, be, g.TP, g.Split, oc.Storage(g.DP))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
@@ -304,7 +304,7 @@ func (p *Policy) saveShards(ctx context.Context, out string, keep int, st *State
 	}
 
 	// Every rank writes its shard.
-	p.Model.P.Pull()
+	pullErr := p.Model.P.Pull()
 	p.Opt.PullState()
 	tensors := make([]checkpoint.Named, 0, len(p.Model.P.List)+len(p.OptState))
 	for _, q := range p.Model.P.List {
@@ -317,6 +317,8 @@ func (p *Policy) saveShards(ctx context.Context, out string, keep int, st *State
 		// Reported like a failed write, so every rank still takes part in
 		// the gather below and all fail together.
 		res.Error = fmt.Sprintf("random state: %v", rngErr)
+	} else if pullErr != nil {
+		res.Error = pullErr.Error()
 	} else if res.File, err = checkpoint.WriteFileDigest(filepath.Join(dir, shardFileName(rank, size)), tensors, meta); err != nil {
 		res.Error = err.Error()
 	} else {

@@ -83,7 +83,7 @@ func runDistill(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeBE()
-	m, err := qwen2.Load(*model, be)
+	m, err := qwen2.LoadInference(*model, be)
 	if err != nil {
 		return err
 	}

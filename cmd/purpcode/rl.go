@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -85,13 +86,16 @@ func runRL(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := notifyInterrupt()
-	defer stop()
-	rk, err := openRank(ctx, "rl", cfg, cfg.TensorParallel, cpu, stderr)
+	// The native libraries (CUDA probe, NCCL) load before the interrupt
+	// handler is installed: see notifyInterrupt. A Ctrl-C while ranks
+	// gather ends the process by default; nothing is written yet.
+	rk, err := openRank(context.Background(), "rl", cfg, cfg.TensorParallel, cpu, stderr)
 	if err != nil {
 		return err
 	}
 	defer rk.close()
+	ctx, stop := notifyInterrupt()
+	defer stop()
 	dp, tp := rk.dp, rk.tp
 	opts := grpo.Options{Log: stderr, Backend: rk.be, DP: dp, TP: tp}
 	if opts.Judge, err = loadJudge(cfg.JudgeModel, cpu.cpu()); err != nil {

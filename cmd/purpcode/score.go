@@ -41,7 +41,7 @@ func runScore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeBE()
-	m, err := qwen2.Load(*modelDir, be)
+	m, err := qwen2.LoadInference(*modelDir, be)
 	if err != nil {
 		return err
 	}

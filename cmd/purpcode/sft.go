@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -111,13 +112,16 @@ func runSFT(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := notifyInterrupt()
-	defer stop()
-	rk, err := openRank(ctx, "sft", cfg, cfg.TensorParallel, cpu, stderr)
+	// The native libraries (CUDA probe, NCCL) load before the interrupt
+	// handler is installed: see notifyInterrupt. A Ctrl-C while ranks
+	// gather ends the process by default; nothing is written yet.
+	rk, err := openRank(context.Background(), "sft", cfg, cfg.TensorParallel, cpu, stderr)
 	if err != nil {
 		return err
 	}
 	defer rk.close()
+	ctx, stop := notifyInterrupt()
+	defer stop()
 	dp, tp := rk.dp, rk.tp
 	opts := sft.Options{Log: stderr, Backend: rk.be, DP: dp, TP: tp}
 	out := progress.New(stderr)

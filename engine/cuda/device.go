@@ -298,13 +298,32 @@ func (b *Backend) Download(dst []float32, t *engine.Tensor) {
 // NewWeights uploads the host weights as the fp32 master copy and its bf16
 // compute copy, with zeroed fp32 gradients.
 func (b *Backend) NewWeights(host, grad []float32) *engine.Weights {
+	return b.NewWeightsWith(host, grad, engine.WeightsOptions{})
+}
+
+// NewWeightsWith is NewWeights keeping only what o asks for besides the
+// bf16 compute copy: the fp32 master's chunk [o.Lo, o.Hi) (none when
+// empty) with o.Partial, neither master nor gradients with o.Inference.
+// Nothing else is allocated, not even for a moment, so the backend's
+// weights peak is what stays.
+func (b *Backend) NewWeightsWith(host, grad []float32, o engine.WeightsOptions) *engine.Weights {
 	wb, gb := b.Tagged(engine.MemWeights), b.Tagged(engine.MemGrads)
-	w := &engine.Weights{
-		Master:  wb.Alloc(engine.F32, len(host)),
-		Compute: wb.Alloc(engine.BF16, len(host)),
-		Grad:    gb.Alloc(engine.F32, len(host)),
+	n := len(host)
+	lo, hi := 0, n
+	switch {
+	case o.Inference:
+		lo, hi = 0, 0
+	case o.Partial:
+		lo, hi = o.Lo, o.Hi
 	}
-	b.Upload(w.Master, host)
+	w := &engine.Weights{Compute: wb.Alloc(engine.BF16, n), Host: host, HostCurrent: true}
+	if hi > lo {
+		w.Master, w.MasterLo = wb.Alloc(engine.F32, hi-lo), lo
+		b.Upload(w.Master, host[lo:hi])
+	}
+	if !o.Inference {
+		w.Grad = gb.Alloc(engine.F32, n)
+	}
 	b.Upload(w.Compute, host)
 	return w
 }

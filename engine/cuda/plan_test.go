@@ -2,6 +2,10 @@ package cuda_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +16,7 @@ import (
 	"purpcode/model/qwen2"
 	"purpcode/plan"
 	"purpcode/train"
+	"purpcode/train/optim"
 	"purpcode/train/sft"
 )
 
@@ -144,5 +149,163 @@ func TestPlanMatchesMeasuredTPStep(t *testing.T) {
 	}
 	if acts[0] == acts[1] {
 		t.Errorf("both ranks planned %d activation bytes: the uneven FFN split is not in the plan", acts[0])
+	}
+}
+
+// TestPlanMatchesMeasuredZeRO1Step runs one SFT step of the base model on
+// a data-parallel group of two ranks (two emulated devices, goroutines
+// over loopback TCP) with ZeRO-1, the model loaded with the rank's ZeRO
+// storage (qwen2.Storage): each device must hold the bf16 compute copy,
+// the fp32 gradients, and only the rank's chunk of the fp32 master and of
+// AdamW's moments (with optimizer offload: neither), matching plan.ForRun
+// with ZeRO to the byte on each rank. Then the checkpoint path: the whole
+// master cannot be read before it is gathered (Pull fails), and after
+// optim.PrepareSave rank 0's Save writes the same weights on both ranks'
+// gather.
+func TestPlanMatchesMeasuredZeRO1Step(t *testing.T) {
+	const dp, bsz, seq = 2, 1, 16
+	cfg, err := qwen2.LoadConfig(filepath.Join(baseModel, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	micro := []*qwen2.Batch{batch(cfg, bsz, seq, 3), batch(cfg, bsz, seq, 4)}
+	for _, offload := range []bool{false, true} {
+		devs := []*cuda.Backend{cuda.OpenForTest(t), cuda.OpenForTest(t)}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		comms, err := dist.ConnectLocal(ctx, dp, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saved := filepath.Join(t.TempDir(), "saved")
+		var n int
+		masters := make([][]float32, dp)
+		errs := make([]error, dp)
+		var wg sync.WaitGroup
+		for r := range dp {
+			wg.Go(func() {
+				defer comms[r].Close()
+				errs[r] = func() error {
+					md, err := qwen2.LoadWith(baseModel, devs[r], qwen2.Storage{ZeRO: true, Ranks: dp, Rank: r, Offload: offload})
+					if err != nil {
+						return err
+					}
+					n = md.P.Count()
+					opt, err := optim.NewZeRO1(devs[r], train.Segments(md.P), n, optim.AdamWConfig{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8}, comms[r], offload)
+					if err != nil {
+						return err
+					}
+					tr := sft.NewTrainer(md, opt, bsz, seq, 1.0)
+					tr.DataParallel(train.DP{Comm: comms[r]})
+					if res, err := tr.GradientsShared(ctx, micro); err != nil || res.Targets == 0 {
+						return fmt.Errorf("gradients: %d targets, %v", res.Targets, err)
+					}
+					if _, err := tr.Update(ctx, 1e-3); err != nil {
+						return err
+					}
+					if err := md.P.Pull(); err == nil {
+						return fmt.Errorf("Pull read the master whole while this rank holds only its chunk and the others changed theirs")
+					}
+					if err := optim.PrepareSave(ctx, opt, md.P.Weights); err != nil {
+						return err
+					}
+					if err := md.P.Pull(); err != nil {
+						return fmt.Errorf("Pull after PrepareSave: %w", err)
+					}
+					masters[r] = slices.Clone(md.P.Flat)
+					if r == 0 {
+						return md.Save(saved, qwen2.SaveOptions{DType: engine.F32})
+					}
+					return nil
+				}()
+			})
+		}
+		wg.Wait()
+		cancel()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("offload %v: %v", offload, err)
+		}
+		for r := range dp {
+			p, err := plan.ForRun(cfg, plan.Run{TP: 1, DP: dp, DPRank: r, B: bsz, T: seq, Optimizer: "adamw", ActDType: devs[r].ActDType(), ZeRO: true, Offload: offload})
+			if err != nil {
+				t.Fatal(err)
+			}
+			peak := devs[r].PeakBytes()
+			checks := plan.Compare(p, peak)
+			t.Logf("offload %v rank %d: %s", offload, r, plan.CheckLine(checks))
+			if err := plan.Verify(checks); err != nil {
+				t.Errorf("offload %v rank %d: %v", offload, r, err)
+			}
+			// The plan's figures are the chunk's, independently of the
+			// plan's own arithmetic.
+			chunk := int64(dist.ChunkLen(n, dp, r))
+			wantW, wantO := 2*int64(n)+4*chunk, 8*chunk
+			if offload {
+				wantW, wantO = 2*int64(n), 0
+			}
+			if peak[engine.MemWeights] != wantW || peak[engine.MemOptimizer] != wantO || peak[engine.MemGrads] != 4*int64(n) {
+				t.Errorf("offload %v rank %d: weights %d, optimizer %d, grads %d bytes; want %d, %d, %d (the %d-value chunk of %d)",
+					offload, r, peak[engine.MemWeights], peak[engine.MemOptimizer], peak[engine.MemGrads], wantW, wantO, 4*n, chunk, n)
+			}
+		}
+		if !slices.Equal(masters[0], masters[1]) {
+			t.Errorf("offload %v: the ranks gathered different masters", offload)
+		}
+		back, err := qwen2.Load(saved, engine.NewDefaultCPU(engine.CPUOptions{Workers: 1}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(back.P.Flat, masters[0]) {
+			t.Errorf("offload %v: the checkpoint is not the gathered master", offload)
+		}
+		if base, _ := qwen2.Load(baseModel, engine.NewDefaultCPU(engine.CPUOptions{Workers: 1})); slices.Equal(back.P.Flat, base.P.Flat) {
+			t.Errorf("offload %v: the checkpoint holds the base weights: the step changed nothing", offload)
+		}
+	}
+}
+
+// TestPlanMatchesMeasuredReference loads GRPO's frozen reference
+// inference-only (qwen2.LoadInference) next to the policy on one device:
+// alone it costs 2 bytes a parameter (the bf16 compute copy; no master,
+// no gradients), and with the policy after an SFT step and a reference
+// forward pass the device matches plan.ForRun with Reference to the byte.
+func TestPlanMatchesMeasuredReference(t *testing.T) {
+	const bsz, seq = 1, 16
+	dev := cuda.OpenForTest(t)
+	ref, err := qwen2.LoadInference(baseModel, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := int64(ref.P.Count())
+	if got := dev.PeakBytes(); got[engine.MemWeights] != 2*n || got[engine.MemGrads] != 0 {
+		t.Errorf("reference alone: weights %d, grads %d bytes; want %d (bf16) and 0", got[engine.MemWeights], got[engine.MemGrads], 2*n)
+	}
+	md, err := qwen2.Load(baseModel, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt, err := train.NewOptimizer(train.OptimizerConfig{Name: "adamw", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8}, md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := sft.NewTrainer(md, opt, bsz, seq, 1.0)
+	b := batch(md.Cfg, bsz, seq, 3)
+	if r := tr.Step([]*qwen2.Batch{b}, 1e-3); r.Targets == 0 {
+		t.Fatal("the step had no targets")
+	}
+	// The reference's log-probs, in the policy's arena as GRPO computes them.
+	ref.Forward(tr.Acts(), b)
+	st := engine.TokenStats{LogProb: make([]float32, bsz*seq)}
+	ref.TokenStats(tr.Acts(), b, st)
+	p, err := plan.ForRun(md.Cfg, plan.Run{TP: 1, DP: 1, B: bsz, T: seq, Optimizer: "adamw", ActDType: dev.ActDType(), Reference: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.RefPolicy != 2*n {
+		t.Errorf("plan: reference %d bytes, want %d (bf16)", p.RefPolicy, 2*n)
+	}
+	checks := plan.Compare(p, dev.PeakBytes())
+	t.Log(plan.CheckLine(checks))
+	if err := plan.Verify(checks); err != nil {
+		t.Error(err)
 	}
 }

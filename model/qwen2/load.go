@@ -58,7 +58,9 @@ func (m *Model) Save(dir string, opts SaveOptions) error {
 	if m.tp != nil {
 		return fmt.Errorf("save %s: the model is a tensor-parallel shard (rank %d of %d), not a whole model", dir, m.tp.rank, m.tp.world)
 	}
-	m.P.Pull()
+	if err := m.P.Pull(); err != nil {
+		return fmt.Errorf("save %s: %w", dir, err)
+	}
 	cfg := *m.Cfg
 	switch opts.DType {
 	case engine.BF16:

@@ -40,11 +40,33 @@ func newEmpty(cfg *Config) *Model {
 // on the CPU, where the host buffers are the weights) and so do the RoPE
 // tables.
 func (m *Model) bind(be engine.Backend) {
+	var st Storage
+	if s, ok := be.(storedOn); ok {
+		be, st = s.Backend, s.st
+	}
+	o, err := st.options(m.P.Count())
+	if err != nil {
+		// Loaders validate the storage before reading a byte.
+		panic(err)
+	}
 	m.be = be
-	m.P.bind(be)
+	m.P.bindWith(be, o)
 	cos, sin := engine.RoPETable(m.Cfg.MaxPositions, m.Cfg.HeadDim, m.Cfg.RopeTheta)
 	m.ropeC, m.ropeS = toBackend(be, cos), toBackend(be, sin)
 }
+
+// storedOn is a backend with the Storage a model bound to it keeps:
+// how the loaders pass a storage through NewShard, which binds the shard
+// it builds. bind unwraps it; nothing keeps it.
+type storedOn struct {
+	engine.Backend
+	st Storage
+}
+
+// Inference reports whether the model was loaded inference-only (see
+// Storage): it computes forward passes and token statistics, not
+// gradients, and cannot be saved.
+func (m *Model) Inference() bool { return m.P.Inference() }
 
 // toBackend returns a copy of host F32 tensor t on be.
 func toBackend(be engine.Backend, t *engine.Tensor) *engine.Tensor {
@@ -315,6 +337,9 @@ func (m *Model) Loss(a *Acts, b *Batch, grad bool, scale float32) (float64, int)
 	if b.Targets == nil {
 		panic("qwen2.Loss: batch without targets")
 	}
+	if grad {
+		m.P.mustTrain("Loss")
+	}
 	if m.tp != nil {
 		return m.tpLoss(a, b, grad, scale)
 	}
@@ -357,6 +382,7 @@ func (m *Model) Logits(a *Acts, rows []int, out *engine.Tensor) {
 
 // Backward accumulates parameter gradients after Forward and Loss(grad).
 func (m *Model) Backward(a *Acts, b *Batch) {
+	m.P.mustTrain("Backward")
 	c, ps := m.be, m.P
 	pos := a.positions(b)
 	s := m.attnShape(a)
@@ -407,6 +433,7 @@ func (m *Model) TokenStats(a *Acts, b *Batch, st engine.TokenStats) {
 // accumulates the lm head gradient; call Backward next. Policy-gradient
 // losses (GRPO) are expressed through these per-token coefficients.
 func (m *Model) TokenGrad(a *Acts, b *Batch, coefLogp, coefEnt []float32) {
+	m.P.mustTrain("TokenGrad")
 	if m.tp != nil {
 		m.tpTokenGrad(a, b, coefLogp, coefEnt)
 		return

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"purpcode/dist"
 	"purpcode/engine"
 )
 
@@ -33,6 +34,7 @@ type Params struct {
 	// Flat and Grad hold every weight and gradient in List order. On the
 	// CPU they are the weights; on a device they are host copies that
 	// Pull refreshes and Push sends back (checkpoints read and write them).
+	// An inference-only model (Storage) has no Grad.
 	Flat []float32
 	Grad []float32
 	// Weights is the flat storage on the backend the ops and the optimizer
@@ -142,40 +144,135 @@ func (ps *Params) Get(name string) *Param {
 	return nil
 }
 
+// Storage is what a model keeps of its parameters on a device backend
+// besides the compute copy the ops read (engine.WeightsOptions). The zero
+// value is everything a trainer needs: the whole fp32 master and the
+// gradients. The CPU backend's compute copy is its master, so there only
+// Inference makes a difference (no gradient buffers).
+type Storage struct {
+	// Inference keeps the compute copy only: no master, no gradients (a
+	// frozen GRPO reference, a model that only generates). Backward and
+	// the gradient ops panic on such a model; Save and Pull return an
+	// error.
+	Inference bool
+	// ZeRO keeps only this data-parallel rank's chunk of the fp32 master,
+	// dist.ChunkRange(n, Ranks, Rank) of the n parameters: the chunk
+	// optim.ZeRO1 over a group of Ranks updates on rank Rank, the rest
+	// living on the other ranks until optim.PrepareSave gathers it. With
+	// Offload none of it is on the device: the optimizer keeps the chunk
+	// in host memory.
+	ZeRO        bool
+	Ranks, Rank int
+	Offload     bool
+}
+
+// options is s as the backend's weights options for n parameters.
+func (s Storage) options(n int) (engine.WeightsOptions, error) {
+	switch {
+	case s.Inference && s.ZeRO:
+		return engine.WeightsOptions{}, fmt.Errorf("qwen2: storage both inference-only and a ZeRO-1 shard")
+	case s.Inference:
+		return engine.WeightsOptions{Inference: true}, nil
+	case !s.ZeRO:
+		if s.Offload {
+			return engine.WeightsOptions{}, fmt.Errorf("qwen2: optimizer offload without ZeRO-1")
+		}
+		return engine.WeightsOptions{}, nil
+	case s.Ranks < 1 || s.Rank < 0 || s.Rank >= s.Ranks:
+		return engine.WeightsOptions{}, fmt.Errorf("qwen2: ZeRO-1 rank %d of %d", s.Rank, s.Ranks)
+	}
+	lo, hi := dist.ChunkRange(n, s.Ranks, s.Rank)
+	if s.Offload {
+		hi = lo
+	}
+	return engine.WeightsOptions{Partial: true, Lo: lo, Hi: hi}, nil
+}
+
 // bind puts the parameters on be: the backend's weights are made from the
 // host buffers, and every parameter gets its compute views into them.
-func (ps *Params) bind(be engine.Backend) {
+func (ps *Params) bind(be engine.Backend) { ps.bindWith(be, engine.WeightsOptions{}) }
+
+// bindWith is bind keeping what o says on the device. Inference-only
+// parameters have no gradient buffers, host or device.
+func (ps *Params) bindWith(be engine.Backend, o engine.WeightsOptions) {
 	ps.be = be
-	ps.Weights = be.NewWeights(ps.Flat, ps.Grad)
+	if o.Inference {
+		ps.Grad = nil
+		for _, p := range ps.List {
+			p.G = nil
+		}
+	}
+	ps.Weights = engine.NewWeightsWith(be, ps.Flat, ps.Grad, o)
 	off := 0
 	for _, p := range ps.List {
 		n := p.W.Numel()
 		p.cw = ps.Weights.Compute.View(off, p.W.Shape...)
-		p.cg = ps.Weights.Grad.View(off, p.W.Shape...)
+		if !o.Inference {
+			p.cg = ps.Weights.Grad.View(off, p.W.Shape...)
+		}
 		off += n
 	}
 }
 
-// Pull copies the backend's master weights and gradients into Flat and
-// Grad (a no-op on the CPU, where they are the same memory).
-func (ps *Params) Pull() {
-	if ps.Weights.Master.OnDevice() {
-		ps.be.Download(ps.Flat, ps.Weights.Master)
-		ps.be.Download(ps.Grad, ps.Weights.Grad)
+// Inference reports whether the parameters are inference-only (no master
+// weights, no gradients: see Storage).
+func (ps *Params) Inference() bool { return ps.Weights.Inference() }
+
+// mustTrain panics when the parameters are inference-only: a caller that
+// computes gradients of a frozen model is a programming error, not a data
+// error.
+func (ps *Params) mustTrain(op string) {
+	if ps.Weights.Inference() {
+		panic(fmt.Sprintf("qwen2.%s: the model was loaded inference-only (no gradients, no master weights); load it with training storage to train it", op))
 	}
 }
 
-// Push copies Flat into the backend's master and compute weights (after
-// the host copy was changed, e.g. restored from a checkpoint).
-func (ps *Params) Push() {
-	if ps.Weights.Master.OnDevice() {
-		ps.be.Upload(ps.Weights.Master, ps.Flat)
-		ps.be.Upload(ps.Weights.Compute, ps.Flat)
+// Pull makes Flat and Grad hold the backend's master weights and
+// gradients (on the CPU they are the same memory: nothing to copy). It
+// fails on inference-only parameters, which have neither, and on a ZeRO-1
+// rank whose master holds only its chunk, unless the chunks were gathered
+// into Flat since the last update (optim.PrepareSave does that).
+func (ps *Params) Pull() error {
+	w := ps.Weights
+	if w.Inference() {
+		return fmt.Errorf("qwen2: the model was loaded inference-only: it has no master weights or gradients to read")
 	}
+	if !w.Compute.OnDevice() {
+		return nil
+	}
+	switch {
+	case w.MasterWhole():
+		ps.be.Download(ps.Flat, w.Master)
+	case !w.HostCurrent && w.Master == nil:
+		return fmt.Errorf("qwen2: the device holds none of the %d fp32 master weights (ZeRO-1 with offload keeps this rank's chunk in host memory) and they changed since they were last gathered: gather them first (optim.PrepareSave)", w.Len())
+	case !w.HostCurrent:
+		return fmt.Errorf("qwen2: this rank holds only the ZeRO-1 chunk [%d, %d) of the %d fp32 master weights and they changed since they were last gathered: gather them first (optim.PrepareSave)", w.MasterLo, w.MasterLo+w.Master.Numel(), w.Len())
+	}
+	ps.be.Download(ps.Grad, w.Grad)
+	return nil
+}
+
+// Push copies Flat into the backend's master (the part of it the backend
+// holds) and compute weights, after the host copy was changed (e.g.
+// restored from a checkpoint); Flat is then the current master. An
+// offloading ZeRO-1 optimizer keeps its own host copy of its chunk, which
+// it reloads only after its PushState (a restore calls both).
+func (ps *Params) Push() {
+	w := ps.Weights
+	if w.Compute.OnDevice() {
+		if w.Master != nil {
+			ps.be.Upload(w.Master, ps.Flat[w.MasterLo:w.MasterLo+w.Master.Numel()])
+		}
+		ps.be.Upload(w.Compute, ps.Flat)
+	}
+	w.HostCurrent = true
 }
 
 // ZeroGrad clears every gradient.
-func (ps *Params) ZeroGrad() { ps.be.Zero(ps.Weights.Grad) }
+func (ps *Params) ZeroGrad() {
+	ps.mustTrain("ZeroGrad")
+	ps.be.Zero(ps.Weights.Grad)
+}
 
 // Count is the number of scalar parameters.
 func (ps *Params) Count() int { return len(ps.Flat) }
@@ -207,4 +304,7 @@ func isNorm(name string) bool {
 func hasSuffix(s, suf string) bool { return len(s) >= len(suf) && s[len(s)-len(suf):] == suf }
 
 // GradNorm returns the L2 norm of all gradients, accumulated in float64.
-func (ps *Params) GradNorm() float64 { return math.Sqrt(ps.be.SumSquares(ps.Weights.Grad)) }
+func (ps *Params) GradNorm() float64 {
+	ps.mustTrain("GradNorm")
+	return math.Sqrt(ps.be.SumSquares(ps.Weights.Grad))
+}

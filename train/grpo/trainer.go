@@ -220,11 +220,13 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	var ref *qwen2.Model
 	if cfg.KLCoef > 0 {
 		// The frozen reference is sharded like the policy: each rank
-		// reads only its slices of the base model.
+		// reads only its slices of the base model. Nothing trains it, so
+		// it is loaded inference-only: its compute copy alone (bf16 on a
+		// device), no master and no gradients.
 		if g.TP == nil {
-			ref, err = qwen2.Load(cfg.Model, be)
+			ref, err = qwen2.LoadInference(cfg.Model, be)
 		} else {
-			ref, err = qwen2.LoadShard(shardCtx, cfg.Model, be, g.TP, g.Split)
+			ref, err = qwen2.LoadShardInference(shardCtx, cfg.Model, be, g.TP, g.Split)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reference model: %w", err)
@@ -293,6 +295,15 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			return nil, err
 		}
 		defer mf.Close()
+		// A crash between a save's rename and its pruning leaves one
+		// checkpoint more than keep, which no later save prunes when the
+		// run resumes at its last step. The newest, which every rank
+		// resumes from, is never pruned.
+		if st != nil {
+			if err := train.Prune(cfg.Out, cfg.Keep); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if st != nil {
 		logf("resuming from %s (step %d of %d)", from.Dir, step, total)
@@ -316,7 +327,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	r := &runner{cfg: cfg, m: m, ref: ref, tok: tok, eng: eng, scorer: scorer, opt: opt, sched: sched, acts: newActs(1, cfg.packLen()), dp: dp, group: g, grads: train.NewGradSum(m)}
 	r.onRollout = opts.OnRollout
 	mem, err := train.NewMemoryCheck(rankw, "rl: ", m.Cfg, plan.Run{TP: g.TPSize(), DP: dp.Size(), TPRank: g.TPRank(), B: 1, T: cfg.packLen(),
-		Recompute: cfg.ActivationCheckpointing, Optimizer: "adamw", ActDType: be.ActDType(), ZeRO: cfg.ZeRO == 1, Reference: ref != nil})
+		Recompute: cfg.ActivationCheckpointing, Optimizer: "adamw", ActDType: be.ActDType(), ZeRO: cfg.ZeRO == 1, DPRank: dp.Rank(), Offload: cfg.OptimizerOffload, Reference: ref != nil})
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,9 @@ func validSegments(segs []Segment, n int) error {
 }
 
 func checkLen(op string, n int, w *engine.Weights) {
+	if !w.MasterWhole() || w.Grad == nil {
+		panic(fmt.Sprintf("optim.%s: the weights have no whole fp32 master or no gradients (an inference-only or ZeRO-1 partial storage); this optimizer needs both", op))
+	}
 	if w.Master.Numel() != n || w.Grad.Numel() != n {
 		panic(fmt.Sprintf("optim.%s: %d weights and %d gradients for an optimizer over %d values", op, w.Master.Numel(), w.Grad.Numel(), n))
 	}

@@ -26,17 +26,23 @@ import (
 //     place and the chunks are all-gathered in fp32.
 //   - On a device backend the moments are chunk-sized device tensors
 //     (memory category engine.MemOptimizer) and the master chunk is this
-//     rank's chunk of the weights' Master. The device kernel writes the bf16
-//     compute chunk too, and the bf16 chunks are all-gathered into every
-//     rank's compute copy. Master outside the rank's chunk is not kept
-//     current (only the compute copy is gathered, at half the bytes of the
-//     fp32 master): call GatherMaster before reading it (checkpoints).
+//     rank's chunk of the weights' Master. Weights made for ZeRO-1
+//     (qwen2.Storage{ZeRO: true}, engine.WeightsOptions.Partial) hold only
+//     that chunk of the fp32 master on the device; whole weights work too
+//     (the rest of their master is then not kept current). The device
+//     kernel writes the bf16 compute chunk too, and the bf16 chunks are
+//     all-gathered into every rank's compute copy (half the bytes of the
+//     fp32 master). Call GatherMaster before reading the master whole
+//     (checkpoints): it gathers the chunks into the weights' Host copy (or
+//     into a whole device master).
 //   - With offload on a device backend, the master chunk and the moments
 //     live in host memory and the update runs on the CPU (the same
 //     kernels.AdamW as the CPU backend, bit-identical with the device
 //     kernel); the rank's gradient chunk is downloaded, the updated master
-//     chunk uploaded into Master's chunk, and the bf16 rounding of it
-//     all-gathered into the compute copy. No device memory is allocated.
+//     chunk uploaded into Master's chunk when the weights have one (weights
+//     made for offload have none: the chunk is seeded from their Host
+//     copy), and the bf16 rounding of it all-gathered into the compute
+//     copy. No device memory is allocated.
 //
 // The gradient a step reads (w.Grad) must already be summed over the
 // group, as the trainers' GradSum leaves it (in float64 on the CPU, which
@@ -159,13 +165,46 @@ func (o *ZeRO1) StepShared(ctx context.Context, w *engine.Weights, lr float64) e
 	if o.err != nil {
 		return o.err
 	}
-	checkLen("ZeRO1.Step", o.n, w)
-	o.update(w, lr, nil)
-	if err := o.gather(ctx, w); err != nil {
-		o.err = err
-		return err
+	o.check("ZeRO1.Step", w)
+	err := o.update(w, lr, nil)
+	if err == nil {
+		err = o.gather(ctx, w)
 	}
-	return nil
+	if err != nil {
+		o.err = err
+	}
+	return err
+}
+
+// check panics when w is not storage for this optimizer (a programming
+// error): n weights and gradients, and a master holding at least the
+// rank's chunk, or none on a device with offload.
+func (o *ZeRO1) check(op string, w *engine.Weights) {
+	if w.Compute.Numel() != o.n || w.Grad == nil || w.Grad.Numel() != o.n {
+		g := -1
+		if w.Grad != nil {
+			g = w.Grad.Numel()
+		}
+		panic(fmt.Sprintf("optim.%s: %d weights and %d gradients (-1: inference-only weights) for an optimizer over %d values", op, w.Compute.Numel(), g, o.n))
+	}
+	if w.Master == nil {
+		if !o.offload || !w.Compute.OnDevice() {
+			panic(fmt.Sprintf("optim.%s: weights without a master on %s (offload %v)", op, o.be.Name(), o.offload))
+		}
+		return
+	}
+	if w.MasterLo > o.lo || w.MasterLo+w.Master.Numel() < o.hi {
+		panic(fmt.Sprintf("optim.%s: the weights' master holds [%d, %d), the rank's chunk is [%d, %d)", op, w.MasterLo, w.MasterLo+w.Master.Numel(), o.lo, o.hi))
+	}
+}
+
+// masterChunk is the rank's chunk of w's device master (nil when w has no
+// master: offload).
+func (o *ZeRO1) masterChunk(w *engine.Weights) *engine.Tensor {
+	if w.Master == nil {
+		return nil
+	}
+	return w.Master.View(o.lo-w.MasterLo, o.hi-o.lo)
 }
 
 // StepScattered is StepShared for gradients that were not summed over the
@@ -181,10 +220,12 @@ func (o *ZeRO1) StepScattered(ctx context.Context, w *engine.Weights, lr, maxNor
 	if o.err != nil {
 		return 0, o.err
 	}
-	checkLen("ZeRO1.StepScattered", o.n, w)
+	o.check("ZeRO1.StepScattered", w)
 	norm, g, err := o.scatterGrad(ctx, w.Grad, maxNorm)
 	if err == nil {
-		o.update(w, lr, g)
+		err = o.update(w, lr, g)
+	}
+	if err == nil {
 		err = o.gather(ctx, w)
 	}
 	if err != nil {
@@ -238,17 +279,25 @@ func (o *ZeRO1) scatterGrad(ctx context.Context, g *engine.Tensor, maxNorm float
 
 // update runs AdamW over this rank's chunk. grad is the chunk's gradient
 // (in the memory the update reads), or nil to read the chunk of w.Grad.
-func (o *ZeRO1) update(w *engine.Weights, lr float64, grad *engine.Tensor) {
+// Afterwards the weights' Host copy is no longer the master, unless the
+// master is the host copy itself (the CPU).
+func (o *ZeRO1) update(w *engine.Weights, lr float64, grad *engine.Tensor) error {
 	k := o.hi - o.lo
 	if grad != nil && !o.offload && grad.OnDevice() {
 		defer o.be.Free(grad)
 	}
-	deviceOffload := o.offload && w.Master.OnDevice()
+	deviceOffload := o.offload && w.Compute.OnDevice()
 	if deviceOffload && !o.seeded {
 		if o.master == nil {
 			o.master = engine.FromF32(make([]float32, k), k)
 		}
-		o.be.Download(o.master.F32, w.Master.View(o.lo, k))
+		if mc := o.masterChunk(w); mc != nil {
+			o.be.Download(o.master.F32, mc)
+		} else if w.HostCurrent && len(w.Host) == o.n {
+			copy(o.master.F32, w.Host[o.lo:o.hi])
+		} else {
+			return fmt.Errorf("zero-1: the master chunk [%d, %d) is neither on the device nor current in the weights' host copy", o.lo, o.hi)
+		}
 		o.seeded = true
 	}
 	if grad == nil {
@@ -259,7 +308,7 @@ func (o *ZeRO1) update(w *engine.Weights, lr float64, grad *engine.Tensor) {
 		}
 	}
 	o.steps++
-	be, master := o.be, w.Master.View(o.lo, k)
+	be, master := o.be, o.masterChunk(w)
 	if deviceOffload {
 		be, master = o.host, o.master
 	} else if o.offload {
@@ -274,9 +323,13 @@ func (o *ZeRO1) update(w *engine.Weights, lr float64, grad *engine.Tensor) {
 		}
 		be.AdamW(mv, compute, grad.View(rel, n), o.m.View(rel, n), o.v.View(rel, n), p)
 	})
-	if deviceOffload {
-		o.be.Upload(w.Master.View(o.lo, k), o.master.F32)
+	if mc := o.masterChunk(w); deviceOffload && mc != nil {
+		o.be.Upload(mc, o.master.F32)
 	}
+	if w.Compute.OnDevice() {
+		w.HostCurrent = false
+	}
+	return nil
 }
 
 // scratch is the host chunk buffer.
@@ -341,28 +394,50 @@ func (o *ZeRO1) gather(ctx context.Context, w *engine.Weights) error {
 	return nil
 }
 
-// GatherMaster makes w.Master whole on every rank by all-gathering the
-// ranks' fp32 master chunks (before the master is read whole: a checkpoint
-// or an export). On the CPU backend the master is the compute copy, which
-// every step gathers, and this does nothing.
+// GatherMaster makes the whole fp32 master readable on every rank by
+// all-gathering the ranks' chunks (before the master is read whole: a
+// checkpoint or an export): into w.Master when it is whole on the device,
+// else into w.Host, which is then current (qwen2's Params.Pull reads it).
+// On the CPU backend the master is the compute copy, which every step
+// gathers, and this does nothing.
 func (o *ZeRO1) GatherMaster(ctx context.Context, w *engine.Weights) error {
-	checkLen("ZeRO1.GatherMaster", o.n, w)
-	if o.size() == 1 || !w.Master.OnDevice() {
+	o.check("ZeRO1.GatherMaster", w)
+	if !w.Compute.OnDevice() || w.MasterWhole() && o.size() == 1 {
 		return nil
 	}
 	k := o.hi - o.lo
-	if o.offload && o.seeded {
-		copy(o.scratch(), o.master.F32)
-	} else {
-		o.be.Download(o.scratch(), w.Master.View(o.lo, k))
+	in := o.scratch()
+	switch mc := o.masterChunk(w); {
+	case o.offload && o.seeded:
+		copy(in, o.master.F32)
+	case mc != nil:
+		o.be.Download(in, mc)
+	case w.HostCurrent && len(w.Host) == o.n:
+		// No update since the weights were made or restored.
+		copy(in, w.Host[o.lo:o.hi])
+	default:
+		return fmt.Errorf("zero-1: the master chunk [%d, %d) is neither on the device nor current in the weights' host copy", o.lo, o.hi)
 	}
-	if o.fullF32 == nil {
-		o.fullF32 = make([]float32, o.n)
+	whole := w.MasterWhole()
+	out := w.Host
+	if whole {
+		if o.fullF32 == nil {
+			o.fullF32 = make([]float32, o.n)
+		}
+		out = o.fullF32
+	} else if len(out) != o.n {
+		return fmt.Errorf("zero-1: the weights have a partial master and a host copy of %d values, want %d", len(out), o.n)
 	}
-	if err := o.comm.AllGather(ctx, o.chunkF32, o.fullF32); err != nil {
+	if o.size() == 1 {
+		copy(out[o.lo:o.lo+k], in)
+	} else if err := o.comm.AllGather(ctx, in, out); err != nil {
 		return fmt.Errorf("zero-1: master all-gather: %w", err)
 	}
-	o.be.Upload(w.Master, o.fullF32)
+	if whole {
+		o.be.Upload(w.Master, out)
+		return nil
+	}
+	w.HostCurrent = true
 	return nil
 }
 

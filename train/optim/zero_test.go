@@ -485,3 +485,152 @@ func TestZeRO1OnDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestZeRO1PartialMasterOnDevice is TestZeRO1OnDevice with the weights a
+// ZeRO-1 run makes (engine.WeightsOptions.Partial): each rank's device
+// holds only its chunk of the fp32 master (none with offload), so its
+// weights peak is the bf16 compute copy plus 4 bytes per chunk element,
+// and PrepareSave gathers the master whole into the weights' host copy
+// (bit-identical with AdamW over the whole vector), where a checkpoint
+// reads it. A restore in the middle (the host copy replaced and pushed,
+// the moments scattered) must reseed the offloaded chunk from the host
+// copy, since there is no device master to read it from.
+func TestZeRO1PartialMasterOnDevice(t *testing.T) {
+	spec := cuda.Emulated
+	if *cudaDevice == cudatest.Real {
+		spec = "cuda"
+	}
+	open := func() *cuda.Backend {
+		be, err := cuda.Open(spec, cuda.Options{})
+		if err != nil {
+			if spec == cuda.Emulated {
+				testref.Missing(t, testref.NeedNVRTC, err.Error())
+			}
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { be.Close() })
+		return be
+	}
+	segs, n := layout(300, 7, 500, 194)
+	const steps, size = 3, 2
+	d := newZeroData(n, steps, 5)
+
+	refBE := open()
+	rw := refBE.NewWeights(d.w0, make([]float32, n))
+	ref := NewAdamW(refBE, segs, n, zeroCfg)
+	w1, m1, v1 := make([]float32, n), make([]float32, n), make([]float32, n)
+	for s := range steps {
+		refBE.Upload(rw.Grad, d.grads[s])
+		ref.Step(rw, d.lrs[s])
+		if s == 0 {
+			ref.PullState()
+			refBE.Download(w1, rw.Master)
+			copy(m1, ref.M)
+			copy(v1, ref.V)
+		}
+	}
+	ref.PullState()
+	wantMaster, wantCompute := make([]float32, n), make([]float32, n)
+	refBE.Download(wantMaster, rw.Master)
+	refBE.Download(wantCompute, rw.Compute)
+
+	for _, offload := range []bool{true, false} {
+		bes := []*cuda.Backend{open(), open()} // fresh: each run's peaks are its own
+		group(t, size, func(comm dist.Comm) error {
+			be := bes[comm.Rank()]
+			o, err := NewZeRO1(be, segs, n, zeroCfg, comm, offload)
+			if err != nil {
+				return err
+			}
+			defer o.Free()
+			lo, hi := o.Chunk()
+			if offload {
+				hi = lo
+			}
+			host := append([]float32(nil), d.w0...)
+			w := engine.NewWeightsWith(be, host, make([]float32, n), engine.WeightsOptions{Partial: true, Lo: lo, Hi: hi})
+			tag := fmt.Sprintf("offload=%v rank %d: ", offload, comm.Rank())
+			if (w.Master == nil) != offload || w.MasterWhole() {
+				return fmt.Errorf("%sweights' master %v at %d: want the chunk [%d, %d) only", tag, w.Master, w.MasterLo, lo, hi)
+			}
+			be.Upload(w.Grad, d.grads[2])
+			if err := o.StepShared(t.Context(), w, 0.5); err != nil {
+				return err
+			}
+			if w.HostCurrent {
+				return fmt.Errorf("%sthe host copy still claims to be the master after an update", tag)
+			}
+			// Restore step 1's state: the host copy as a checkpoint load
+			// leaves it, pushed (qwen2's Params.Push), and the moments.
+			copy(w.Host, w1)
+			if w.Master != nil {
+				be.Upload(w.Master, w.Host[w.MasterLo:w.MasterLo+w.Master.Numel()])
+			}
+			be.Upload(w.Compute, w.Host)
+			w.HostCurrent = true
+			if comm.Rank() == 0 {
+				st := o.State()
+				copy(st[0].Data, m1)
+				copy(st[1].Data, v1)
+			}
+			if err := o.ScatterState(t.Context()); err != nil {
+				return err
+			}
+			o.SetSteps(1)
+			for s := 1; s < steps; s++ {
+				be.Upload(w.Grad, d.grads[s])
+				if err := o.StepShared(t.Context(), w, d.lrs[s]); err != nil {
+					return err
+				}
+			}
+			clear(w.Host) // stale anyway: the gather must fill every value
+			if err := PrepareSave(t.Context(), o, w); err != nil {
+				return err
+			}
+			if !w.HostCurrent {
+				return fmt.Errorf("%sthe host copy is not marked current after GatherMaster", tag)
+			}
+			compute := make([]float32, n)
+			be.Download(compute, w.Compute)
+			st := o.State()
+			err = errors.Join(sameBits(tag+"compute (bf16)", compute, wantCompute), sameBits(tag+"gathered master", w.Host, wantMaster),
+				sameBits(tag+"exp_avg", st[0].Data, ref.M), sameBits(tag+"exp_avg_sq", st[1].Data, ref.V))
+			chunk := int64(dist.ChunkLen(n, size, comm.Rank()))
+			wantWeights := 2*int64(n) + 4*chunk
+			if offload {
+				wantWeights = 2 * int64(n)
+			}
+			if got := be.PeakBytes()[engine.MemWeights]; got != wantWeights {
+				err = errors.Join(err, fmt.Errorf("%sdevice weights peak %d bytes, want %d (bf16 compute copy of %d values and the fp32 master's %d-value chunk on the device: %v)",
+					tag, got, wantWeights, n, chunk, !offload))
+			}
+			return err
+		})
+	}
+
+	// One rank with offload and no device master at all: seeded from the
+	// host copy, gathered back into it.
+	be := open()
+	o, err := NewZeRO1(be, segs, n, zeroCfg, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := engine.NewWeightsWith(be, append([]float32(nil), d.w0...), make([]float32, n), engine.WeightsOptions{Partial: true})
+	if w.Master != nil {
+		t.Fatalf("an empty master range allocated %d values", w.Master.Numel())
+	}
+	for s := range steps {
+		be.Upload(w.Grad, d.grads[s])
+		if err := o.StepShared(t.Context(), w, d.lrs[s]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := PrepareSave(t.Context(), o, w); err != nil {
+		t.Fatal(err)
+	}
+	compute := make([]float32, n)
+	be.Download(compute, w.Compute)
+	if err := errors.Join(sameBits("one rank, offload: compute (bf16)", compute, wantCompute), sameBits("one rank, offload: master", w.Host, wantMaster)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -257,7 +257,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	}
 	tr.Group(g)
 	mem, err := train.NewMemoryCheck(rankw, "sft: ", m.Cfg, plan.Run{TP: g.TPSize(), DP: dp.Size(), TPRank: g.TPRank(), B: lay.B, T: lay.T,
-		Recompute: cfg.ActivationCheckpointing, Optimizer: cfg.Optimizer, Momentum: cfg.Momentum > 0, ActDType: be.ActDType(), ZeRO: cfg.ZeRO == 1})
+		Recompute: cfg.ActivationCheckpointing, Optimizer: cfg.Optimizer, Momentum: cfg.Momentum > 0, ActDType: be.ActDType(), ZeRO: cfg.ZeRO == 1, DPRank: dp.Rank(), Offload: cfg.OptimizerOffload})
 	if err != nil {
 		return nil, err
 	}
