@@ -19,6 +19,9 @@
 // from a hash map and this package sorts. WriteDir writes an HF model dir,
 // sharded the way transformers shards (greedy in the given order,
 // model-0000i-of-0000N.safetensors plus an index with metadata.total_size).
+// WriteDirStream writes the same directory from tensors declared up front
+// and produced one at a time by a fill function, so a model larger than
+// memory is written holding one tensor.
 //
 // Atomicity. AtomicWriteFile and WriteFile write a temp file in the target's
 // directory, fsync it, rename it over the target and fsync the directory:

@@ -21,11 +21,15 @@ type Named struct {
 	T    *engine.Tensor
 }
 
-// planned is a validated tensor with its data size.
+// planned is a validated tensor description with its data size; t is its
+// data when the caller supplied it up front (WriteFile, WriteDir) and nil
+// when a fill function produces it at write time (WriteDirStream).
 type planned struct {
 	name   string
-	t      *engine.Tensor
+	dtype  engine.DType
+	shape  []int
 	nbytes int64
+	t      *engine.Tensor
 }
 
 // validateTensors checks names and data of the tensors to write and returns
@@ -34,43 +38,81 @@ func validateTensors(tensors []Named) ([]planned, error) {
 	seen := make(map[string]bool, len(tensors))
 	out := make([]planned, len(tensors))
 	for i, nt := range tensors {
-		if !validName(nt.Name) {
-			return nil, fmt.Errorf("checkpoint: tensor %d: invalid name %q (want non-empty UTF-8, not %s)", i, nt.Name, metadataKey)
+		if err := claimName(i, nt.Name, seen); err != nil {
+			return nil, err
 		}
-		if seen[nt.Name] {
-			return nil, fmt.Errorf("checkpoint: tensor %q given twice", nt.Name)
-		}
-		seen[nt.Name] = true
-		t := nt.T
-		if t == nil {
+		if nt.T == nil {
 			return nil, fmt.Errorf("checkpoint: tensor %q is nil", nt.Name)
 		}
-		numel := int64(1)
-		for _, d := range t.Shape {
-			if d < 0 {
-				return nil, fmt.Errorf("checkpoint: tensor %q: negative dimension in shape %s", nt.Name, engine.ShapeString(t.Shape))
-			}
-			if d != 0 && numel > math.MaxInt64/8/int64(d) {
-				return nil, fmt.Errorf("checkpoint: tensor %q: shape %s is too large", nt.Name, engine.ShapeString(t.Shape))
-			}
-			numel *= int64(d)
+		p, err := planTensor(nt.Name, nt.T.DType, nt.T.Shape)
+		if err != nil {
+			return nil, err
 		}
-		var have int
-		switch t.DType {
-		case engine.F32:
-			have = len(t.F32)
-		case engine.BF16, engine.F16:
-			have = len(t.Half)
-		default:
-			return nil, fmt.Errorf("checkpoint: tensor %q: unsupported dtype %s", nt.Name, t.DType)
+		if err := p.checkData(nt.T); err != nil {
+			return nil, err
 		}
-		if int64(have) != numel {
-			return nil, fmt.Errorf("checkpoint: tensor %q: %d %s values for shape %s (want %d)",
-				nt.Name, have, t.DType, engine.ShapeString(t.Shape), numel)
-		}
-		out[i] = planned{name: nt.Name, t: t, nbytes: numel * int64(t.DType.Size())}
+		p.t = nt.T
+		out[i] = p
 	}
 	return out, nil
+}
+
+// claimName checks the name of tensor i and that no earlier tensor, those
+// in seen, has it; it adds the name to seen.
+func claimName(i int, name string, seen map[string]bool) error {
+	if !validName(name) {
+		return fmt.Errorf("checkpoint: tensor %d: invalid name %q (want non-empty UTF-8, not %s)", i, name, metadataKey)
+	}
+	if seen[name] {
+		return fmt.Errorf("checkpoint: tensor %q given twice", name)
+	}
+	seen[name] = true
+	return nil
+}
+
+// planTensor validates a tensor's dtype and shape and computes its data
+// size.
+func planTensor(name string, d engine.DType, shape []int) (planned, error) {
+	numel := int64(1)
+	for _, n := range shape {
+		if n < 0 {
+			return planned{}, fmt.Errorf("checkpoint: tensor %q: negative dimension in shape %s", name, engine.ShapeString(shape))
+		}
+		if n != 0 && numel > math.MaxInt64/8/int64(n) {
+			return planned{}, fmt.Errorf("checkpoint: tensor %q: shape %s is too large", name, engine.ShapeString(shape))
+		}
+		numel *= int64(n)
+	}
+	switch d {
+	case engine.F32, engine.BF16, engine.F16:
+	default:
+		return planned{}, fmt.Errorf("checkpoint: tensor %q: unsupported dtype %s", name, d)
+	}
+	return planned{name: name, dtype: d, shape: shape, nbytes: numel * int64(d.Size())}, nil
+}
+
+// checkData reports whether t is data for p: same dtype and shape, and as
+// many values as the shape holds. It is what makes a streamed tensor that
+// does not match its declaration an error instead of a corrupt file.
+func (p planned) checkData(t *engine.Tensor) error {
+	if t == nil {
+		return fmt.Errorf("checkpoint: tensor %q is nil", p.name)
+	}
+	if t.DType != p.dtype || !engine.SameShape(t.Shape, p.shape) {
+		return fmt.Errorf("checkpoint: tensor %q: got %s %s, declared %s %s",
+			p.name, t.DType, engine.ShapeString(t.Shape), p.dtype, engine.ShapeString(p.shape))
+	}
+	var have int
+	if t.DType == engine.F32 {
+		have = len(t.F32)
+	} else {
+		have = len(t.Half)
+	}
+	if want := p.nbytes / int64(p.dtype.Size()); int64(have) != want {
+		return fmt.Errorf("checkpoint: tensor %q: %d %s values for shape %s (want %d)",
+			p.name, have, t.DType, engine.ShapeString(t.Shape), want)
+	}
+	return nil
 }
 
 // dtypeRank orders dtypes as the reference library's Dtype enum does; it
@@ -90,7 +132,7 @@ func dtypeRank(d engine.DType) int {
 func layout(ts []planned) []planned {
 	out := append([]planned(nil), ts...)
 	sort.Slice(out, func(i, j int) bool {
-		ri, rj := dtypeRank(out[i].t.DType), dtypeRank(out[j].t.DType)
+		ri, rj := dtypeRank(out[i].dtype), dtypeRank(out[j].dtype)
 		if ri != rj {
 			return ri > rj
 		}
@@ -130,9 +172,9 @@ func encodeHeader(ts []planned, metadata map[string]string) []byte {
 		first = false
 		b = appendJSONString(b, p.name)
 		b = append(b, `:{"dtype":"`...)
-		b = append(b, p.t.DType.String()...)
+		b = append(b, p.dtype.String()...)
 		b = append(b, `","shape":[`...)
-		for i, d := range p.t.Shape {
+		for i, d := range p.shape {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -153,71 +195,109 @@ func encodeHeader(ts []planned, metadata map[string]string) []byte {
 	return b
 }
 
-// writeSafetensors streams a whole file: header, then each tensor's data
-// little-endian, through a fixed buffer so memory stays bounded.
+// writeSafetensors writes a whole file of tensors held in memory.
 func writeSafetensors(w io.Writer, ts []planned, metadata map[string]string) error {
+	return writeSafetensorsStream(w, ts, metadata, heldData)
+}
+
+// heldData is the fill of tensors whose data the caller supplied up front.
+func heldData(p planned) (*engine.Tensor, error) { return p.t, nil }
+
+// writeSafetensorsStream writes a whole file: the header, which needs only
+// the tensors' descriptions, then each tensor's data little-endian as fill
+// produces it, in the order of ts. Nothing here keeps a tensor once its
+// bytes are written, so a fill that makes each tensor afresh bounds memory
+// to one tensor.
+func writeSafetensorsStream(w io.Writer, ts []planned, metadata map[string]string, fill func(planned) (*engine.Tensor, error)) error {
 	if _, err := w.Write(encodeHeader(ts, metadata)); err != nil {
 		return err
 	}
-	return writeData(w, ts, littleEndian)
+	enc := dataEncoder{w: w, native: littleEndian}
+	for _, p := range ts {
+		t, err := fill(p)
+		if err != nil {
+			return fmt.Errorf("checkpoint: tensor %q: %w", p.name, err)
+		}
+		if err := p.checkData(t); err != nil {
+			return err
+		}
+		if err := enc.write(t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeData writes the tensors' elements little-endian; native says the
 // host is little-endian too, so the slices can be written as they are.
 func writeData(w io.Writer, ts []planned, native bool) error {
-	if native {
-		// The in-memory layout is the file's: write the slices directly.
-		for _, p := range ts {
-			var b []byte
-			if p.t.DType == engine.F32 {
-				b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(p.t.F32))), 4*len(p.t.F32))
-			} else {
-				b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(p.t.Half))), 2*len(p.t.Half))
-			}
-			if _, err := w.Write(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	const chunk = 1 << 20
-	buf := make([]byte, chunk)
+	enc := dataEncoder{w: w, native: native}
 	for _, p := range ts {
-		n := 0
-		flush := func() error {
-			if n == 0 {
-				return nil
-			}
-			_, err := w.Write(buf[:n])
-			n = 0
-			return err
-		}
-		if p.t.DType == engine.F32 {
-			for _, v := range p.t.F32 {
-				if n == chunk {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-				binary.LittleEndian.PutUint32(buf[n:], math.Float32bits(v))
-				n += 4
-			}
-		} else {
-			for _, v := range p.t.Half {
-				if n == chunk {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-				binary.LittleEndian.PutUint16(buf[n:], v)
-				n += 2
-			}
-		}
-		if err := flush(); err != nil {
+		if err := enc.write(p.t); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// dataEncoder writes tensors' elements little-endian, one tensor at a time.
+// native says the host is little-endian too, so the slices can be written
+// as they are; otherwise elements go through buf, allocated once per file
+// so that memory stays bounded whatever the tensor sizes.
+type dataEncoder struct {
+	w      io.Writer
+	native bool
+	buf    []byte
+}
+
+func (e *dataEncoder) write(t *engine.Tensor) error {
+	if e.native {
+		// The in-memory layout is the file's: write the slice directly.
+		var b []byte
+		if t.DType == engine.F32 {
+			b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t.F32))), 4*len(t.F32))
+		} else {
+			b = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t.Half))), 2*len(t.Half))
+		}
+		_, err := e.w.Write(b)
+		return err
+	}
+	const chunk = 1 << 20
+	if e.buf == nil {
+		e.buf = make([]byte, chunk)
+	}
+	buf := e.buf
+	n := 0
+	flush := func() error {
+		if n == 0 {
+			return nil
+		}
+		_, err := e.w.Write(buf[:n])
+		n = 0
+		return err
+	}
+	if t.DType == engine.F32 {
+		for _, v := range t.F32 {
+			if n == chunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			binary.LittleEndian.PutUint32(buf[n:], math.Float32bits(v))
+			n += 4
+		}
+	} else {
+		for _, v := range t.Half {
+			if n == chunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			binary.LittleEndian.PutUint16(buf[n:], v)
+			n += 2
+		}
+	}
+	return flush()
 }
 
 // WriteFile writes tensors to a safetensors file laid out byte for byte as
@@ -237,7 +317,7 @@ func WriteFile(path string, tensors []Named, metadata map[string]string) error {
 	})
 }
 
-// WriteOptions configures WriteDir.
+// WriteOptions configures WriteDir and WriteDirStream.
 type WriteOptions struct {
 	// MaxShardBytes splits the tensors into shards of at most this many data
 	// bytes (a single tensor larger than that gets a shard of its own);
@@ -301,6 +381,9 @@ func planShards(ts []planned, maxBytes int64) []shardPlan {
 // look at the hidden siblings. Only one writer per dir at a time; a Reader
 // opened on the old dir keeps working until closed, its mappings pin the
 // files.
+//
+// WriteDir is WriteDirStream fed from memory; use that one when the
+// tensors do not fit in memory together.
 func WriteDir(dir string, tensors []Named, opts WriteOptions) error {
 	return writeDir(dir, tensors, opts, nil)
 }
@@ -310,6 +393,16 @@ func WriteDir(dir string, tensors []Named, opts WriteOptions) error {
 // the two renames). Cleanup on failure is done inline, not deferred, so that
 // a hook that panics leaves the disk exactly as a crash at that step would.
 func writeDir(dir string, tensors []Named, opts WriteOptions, hook func(step string) error) error {
+	plan := func() ([]planned, error) { return validateTensors(tensors) }
+	return writeDirStream(dir, opts, hook, plan, heldData)
+}
+
+// writeDirStream is the one implementation of WriteDir and WriteDirStream:
+// plan validates and describes the tensors (called after the options are
+// checked, before anything is written) and fill produces each tensor's data
+// when its turn in the file comes. hook is writeDir's.
+func writeDirStream(dir string, opts WriteOptions, hook func(step string) error,
+	plan func() ([]planned, error), fill func(planned) (*engine.Tensor, error)) error {
 	if hook == nil {
 		hook = func(string) error { return nil }
 	}
@@ -322,7 +415,7 @@ func writeDir(dir string, tensors []Named, opts WriteOptions, hook func(step str
 			return wrap(fmt.Errorf("extra file %q: want a plain file name that is neither a .safetensors file nor %s", name, IndexFileName))
 		}
 	}
-	ts, err := validateTensors(tensors)
+	ts, err := plan()
 	if err != nil {
 		return wrap(err)
 	}
@@ -363,7 +456,7 @@ func writeDir(dir string, tensors []Named, opts WriteOptions, hook func(step str
 	var total int64
 	for _, s := range shards {
 		err := writeSynced(filepath.Join(tmp, s.file), 0o644, func(w io.Writer) error {
-			return writeSafetensors(w, layout(s.tensors), meta)
+			return writeSafetensorsStream(w, layout(s.tensors), meta, fill)
 		})
 		if err != nil {
 			return fail(err)

@@ -19,8 +19,8 @@ const exportAbout = "Consolidates a training checkpoint — sharded (manifest.js
 	"rank) or plain — into a Hugging Face model directory that transformers and vLLM load: config.json,\n" +
 	"model-0000i-of-0000N.safetensors with model.safetensors.index.json (or one model.safetensors), and\n" +
 	"the tokenizer files. A sharded checkpoint is verified in full (every file's size and SHA-256) first;\n" +
-	"an incomplete one, or a non-empty --out, is refused. Each tensor is assembled from its slices one at\n" +
-	"a time; the whole model in the output dtype is held once, for the write."
+	"an incomplete one, or a non-empty --out, is refused. Tensors are assembled from their slices,\n" +
+	"converted and written one at a time, so memory holds one tensor (and its conversion), never the model."
 
 // runExport writes a consolidated HF directory from a checkpoint.
 func runExport(args []string, stdout, stderr io.Writer) error {
@@ -60,7 +60,7 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("export %s: %w", *from, err)
 	}
-	tensors, err := consolidate(cfg, src, dt)
+	plan, err := planExport(cfg, src, dt)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", *from, err)
 	}
@@ -75,14 +75,11 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("export: config: %w", err)
 	}
 	files["config.json"] = conf
-	if err := checkpoint.WriteDir(*out, tensors, checkpoint.WriteOptions{MaxShardBytes: *maxShard, Files: files}); err != nil {
-		return err
+	opts := checkpoint.WriteOptions{MaxShardBytes: *maxShard, Files: files}
+	if err := checkpoint.WriteDirStream(*out, plan.specs, plan.tensor, opts); err != nil {
+		return fmt.Errorf("export %s: %w", *from, err)
 	}
-	var total int64
-	for _, t := range tensors {
-		total += int64(t.T.Numel() * t.T.DType.Size())
-	}
-	fmt.Fprintf(stdout, "exported %s to %s: %d tensors, %d bytes of %s weights\n", *from, *out, len(tensors), total, dt)
+	fmt.Fprintf(stdout, "exported %s to %s: %d tensors, %d bytes of %s weights\n", *from, *out, len(plan.specs), plan.bytes, dt)
 	return nil
 }
 
@@ -128,10 +125,23 @@ func openCheckpoint(dir string) (checkpoint.Slicer, func() error, error) {
 	return r, r.Close, nil
 }
 
-// consolidate reads every parameter of cfg whole from src, in HF order,
-// converted to dt; optimizer state and other tensors are left out.
-func consolidate(cfg *qwen2.Config, src checkpoint.Slicer, dt engine.DType) ([]checkpoint.Named, error) {
-	var out []checkpoint.Named
+// exportPlan is an export's output: every parameter of the model declared
+// up front (HF order, the export dtype), each read from src and converted
+// only when the writer reaches it. A 32B model's tensors together are ~65
+// GB in bf16; one at a time they are at most a few GB.
+type exportPlan struct {
+	specs []checkpoint.TensorSpec
+	src   checkpoint.Slicer
+	dt    engine.DType
+	bytes int64 // data bytes of all tensors in dt
+}
+
+// planExport declares every parameter of cfg, checking that src holds each
+// one with the shape config.json gives, so that a mismatch is reported
+// before anything is written; optimizer state and other tensors are left
+// out.
+func planExport(cfg *qwen2.Config, src checkpoint.Slicer, dt engine.DType) (*exportPlan, error) {
+	plan := &exportPlan{src: src, dt: dt}
 	for _, p := range qwen2.ParamSpecs(cfg) {
 		info, ok := src.Info(p.Name)
 		if !ok {
@@ -140,14 +150,30 @@ func consolidate(cfg *qwen2.Config, src checkpoint.Slicer, dt engine.DType) ([]c
 		if !engine.SameShape(info.Shape, p.Shape) {
 			return nil, fmt.Errorf("tensor %s has shape %v, config.json wants %v", p.Name, info.Shape, p.Shape)
 		}
-		t, err := src.ReadSlice(p.Name, -1, 0, 0)
-		if err != nil {
-			return nil, err
+		if !info.Supported {
+			return nil, fmt.Errorf("tensor %s has dtype %s, want F32, BF16 or F16", p.Name, info.RawDType)
 		}
-		if t.DType != dt {
-			t = t.Convert(dt)
-		}
-		out = append(out, checkpoint.Named{Name: p.Name, T: t})
+		plan.specs = append(plan.specs, checkpoint.TensorSpec{Name: p.Name, DType: dt, Shape: p.Shape})
+		plan.bytes += int64(engine.Numel(p.Shape) * dt.Size())
 	}
-	return out, nil
+	return plan, nil
+}
+
+// tensor reads one parameter whole (a sharded checkpoint assembles it from
+// its ranks' slices) and converts it to the export dtype. It is the
+// writer's fill: nothing here keeps the tensor, so it is garbage once its
+// bytes are written.
+func (e *exportPlan) tensor(name string) (*engine.Tensor, error) {
+	t, err := e.src.ReadSlice(name, -1, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case t.DType == e.dt:
+		return t, nil
+	case e.dt == engine.F32:
+		// ToF32 already makes the widened copy; Convert would copy it again.
+		return &engine.Tensor{DType: engine.F32, Shape: t.Shape, F32: t.ToF32()}, nil
+	}
+	return t.Convert(e.dt), nil
 }

@@ -13,6 +13,7 @@ import (
 	"purpcode/checkpoint"
 	"purpcode/dist"
 	"purpcode/engine"
+	"purpcode/engine/enginetest"
 	"purpcode/internal/half"
 	"purpcode/model/qwen2"
 	"purpcode/train"
@@ -120,6 +121,23 @@ func TestExportShardedCheckpoint(t *testing.T) {
 		if got.Cfg.TorchDType != wantDType {
 			t.Errorf("config torch_dtype %q, want %q", got.Cfg.TorchDType, wantDType)
 		}
+		if dtype == "" {
+			// Widening: the bf16 export, exported again as f32, holds the
+			// same values.
+			wide := filepath.Join(t.TempDir(), "wide")
+			if code, _, stderr := runCLI("export", "--from", out, "--out", wide, "--dtype", "f32"); code != 0 {
+				t.Fatalf("re-export as f32: exit %d: %s", code, stderr)
+			}
+			w, err := qwen2.Load(wide, cpu)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range got.P.Flat {
+				if math.Float32bits(w.P.Flat[i]) != math.Float32bits(v) {
+					t.Fatalf("bf16 export widened to f32: weight %d = %v, want %v", i, w.P.Flat[i], v)
+				}
+			}
+		}
 	}
 }
 
@@ -162,5 +180,62 @@ func TestExportRefusals(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, checkpoint.SingleFileName)); err != nil {
 		t.Error(err)
+	}
+}
+
+// trackingSlicer records every tensor the export reads from the checkpoint.
+type trackingSlicer struct {
+	checkpoint.Slicer
+	live *enginetest.Liveness
+}
+
+func (s trackingSlicer) ReadSlice(name string, dim, lo, hi int) (*engine.Tensor, error) {
+	t, err := s.Slicer.ReadSlice(name, dim, lo, hi)
+	if err == nil {
+		s.live.Track(t)
+	}
+	return t, err
+}
+
+// TestExportHoldsOneTensorAtATime: export's fill path, fed to the streaming
+// writer as runExport feeds it, never has more than one tensor alive — each
+// assembled from the TP 2 checkpoint's slices, converted (bf16) or not
+// (f32), and written before the next is read — and reads each parameter
+// once.
+func TestExportHoldsOneTensorAtATime(t *testing.T) {
+	ck := shardedCheckpoint(t)
+	src, closeSrc, err := openCheckpoint(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeSrc()
+	cfg, err := qwen2.LoadConfig(filepath.Join(ck, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dt := range []engine.DType{engine.BF16, engine.F32} {
+		var live enginetest.Liveness
+		plan, err := planExport(cfg, trackingSlicer{Slicer: src, live: &live}, dt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		most, calls := 0, 0
+		fill := func(name string) (*engine.Tensor, error) {
+			calls++
+			x, err := plan.tensor(name)
+			if err == nil {
+				live.Track(x)
+				most = max(most, live.Count())
+			}
+			return x, err
+		}
+		out := filepath.Join(t.TempDir(), "hf")
+		if err := checkpoint.WriteDirStream(out, plan.specs, fill, checkpoint.WriteOptions{MaxShardBytes: 1_000_000}); err != nil {
+			t.Fatal(err)
+		}
+		if calls != len(qwen2.ParamSpecs(cfg)) || most != 1 {
+			t.Errorf("%s: %d tensors read for %d parameters; at most %d tensors alive at once, want 1",
+				dt, calls, len(qwen2.ParamSpecs(cfg)), most)
+		}
 	}
 }
