@@ -140,8 +140,8 @@ func (m *Manifest) Validate() error {
 		if files[f.Name] {
 			return fmt.Errorf("file %q listed twice", f.Name)
 		}
-		if f.Size < 0 || len(f.SHA256) != 2*sha256.Size {
-			return fmt.Errorf("file %q: size %d, sha256 %q", f.Name, f.Size, f.SHA256)
+		if f.Size < 0 || !isSHA256Hex(f.SHA256) {
+			return fmt.Errorf("file %q: size %d, sha256 %q (want a size >= 0 and 64 lowercase hex digits)", f.Name, f.Size, f.SHA256)
 		}
 		files[f.Name] = true
 	}
@@ -238,6 +238,20 @@ func HasManifest(dir string) bool {
 	return err == nil && !st.IsDir()
 }
 
+// isSHA256Hex reports whether s is a SHA-256 digest as the manifest
+// writes it: 64 lowercase hex digits.
+func isSHA256Hex(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // ReadManifest reads and validates dir's manifest.
 func ReadManifest(dir string) (*Manifest, error) {
 	path := filepath.Join(dir, ManifestFileName)
@@ -250,6 +264,9 @@ func ReadManifest(dir string) (*Manifest, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("checkpoint: manifest %s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("checkpoint: manifest %s: data after the JSON object", path)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("checkpoint: manifest %s: %w", path, err)
@@ -413,6 +430,9 @@ func (sr *ShardedReader) ReadSlice(name string, dim, lo, hi int) (*engine.Tensor
 	whole, err := sr.along(t, 0, t.Shape[t.Dim])
 	if err != nil {
 		return nil, wrap(err)
+	}
+	if dim < 0 {
+		return whole, nil // the whole tensor: no second copy
 	}
 	return cut(whole, dim, lo, hi), nil
 }

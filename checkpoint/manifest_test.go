@@ -14,7 +14,7 @@ import (
 // (5, 4) by rows [0,2) [2,4) [3,5) (ranks 1 and 2 overlap on row 3), u
 // (3, 6) by columns [0,2) [2,4) [4,6), and n (4) replicated. It returns the
 // dir and the whole tensors.
-func writeShardedFixture(t *testing.T) (string, map[string]*engine.Tensor) {
+func writeShardedFixture(t testing.TB) (string, map[string]*engine.Tensor) {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(3, 4))
 	whole := map[string]*engine.Tensor{

@@ -287,6 +287,33 @@ func TestNCCLStandInTwoRanks(t *testing.T) {
 			t.Errorf("rank %d: BroadcastDevice from rank 2: %v", r, err)
 		}
 	}
+	// Staging bounded to 8 bytes: every host collective runs piece by
+	// piece (2 floats per piece; reduce-scatter and all-gather 1 float of
+	// each rank's block per piece) and must land the same layout.
+	long := make([]float32, 11)
+	for i := range long {
+		long[i] = float32(i + 1)
+	}
+	for r, c := range cs {
+		c.Device().Staging = 8
+		lo, hi := ChunkRange(len(long), 2, r)
+		out := make([]float32, hi-lo)
+		if err := c.ReduceScatterSum(ctx, long, out); err != nil || !slices.Equal(out, long[lo:hi]) {
+			t.Errorf("rank %d, pieces: ReduceScatterSum = %v, %v; want %v", r, out, err, long[lo:hi])
+		}
+		gathered := make([]float32, len(long))
+		if err := c.AllGather(ctx, long[lo:hi], gathered); err != nil || !slices.Equal(gathered[lo:hi], long[lo:hi]) {
+			t.Errorf("rank %d, pieces: AllGather = %v, %v; want %v at [%d,%d)", r, gathered, err, long[lo:hi], lo, hi)
+		}
+		sum := slices.Clone(long)
+		if err := c.AllReduceSum(ctx, sum); err != nil || !slices.Equal(sum, long) {
+			t.Errorf("rank %d, pieces: AllReduceSum = %v, %v", r, sum, err)
+		}
+		msg := []byte("a message longer than one piece")
+		if err := c.Broadcast(ctx, msg, r); err != nil || string(msg) != "a message longer than one piece" {
+			t.Errorf("rank %d, pieces: Broadcast = %q, %v", r, msg, err)
+		}
+	}
 	for _, c := range cs {
 		if err := c.Close(); err != nil {
 			t.Error(err)

@@ -343,7 +343,10 @@ type NCCLRank struct {
 	// Poll is how often a waiting call checks the communicator's
 	// asynchronous error (a lost peer); 10 ms when zero.
 	Poll time.Duration
-	err  error
+	// Staging bounds the pinned and device staging buffers of the host
+	// collectives (larger buffers go piece by piece); 64 MiB when zero.
+	Staging int
+	err     error
 	// running is closed when the stream wait of the last call returned;
 	// after an abort it may stay open (a hung device), and then the
 	// staging buffers are not freed.
@@ -388,8 +391,39 @@ func (r *NCCLRank) AllReduceHost(ctx context.Context, buf []byte, dt NCCLDataTyp
 	if err != nil || count == 0 {
 		return err
 	}
-	return r.staged(ctx, "ncclAllReduce", len(buf), func(h []byte) { copy(h, buf) }, func(h []byte) { copy(buf, h) },
-		func(p DevicePtr) int { return r.comm.n.allReduce(r.comm, p, p, count, dt, NCCLSum, r.stream) })
+	return pieces(len(buf), max(dt.Size(), r.staging()/dt.Size()*dt.Size()), func(a, b int) error {
+		piece := buf[a:b]
+		return r.staged(ctx, "ncclAllReduce", len(piece), func(h []byte) { copy(h, piece) }, func(h []byte) { copy(piece, h) },
+			func(p DevicePtr) int {
+				return r.comm.n.allReduce(r.comm, p, p, len(piece)/dt.Size(), dt, NCCLSum, r.stream)
+			})
+	})
+}
+
+// defaultStaging bounds the pinned and device staging buffers: a
+// collective on a larger host buffer runs piece by piece, so staging a 32B
+// model's gradient costs this much memory, not the gradient's size again
+// (which the memory plan does not count).
+const defaultStaging = 64 << 20
+
+// staging is the staging bound in bytes.
+func (r *NCCLRank) staging() int {
+	if r.Staging > 0 {
+		return r.Staging
+	}
+	return defaultStaging
+}
+
+// pieces calls do on consecutive [a, b) ranges of n bytes, step bytes
+// long but the last (step is a whole number of elements), stopping at the
+// first error.
+func pieces(n, step int, do func(a, b int) error) error {
+	for a := 0; a < n; a += step {
+		if err := do(a, min(n, a+step)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReduceScatterHost sums in over every rank and leaves block Rank of the
@@ -409,11 +443,24 @@ func (r *NCCLRank) ReduceScatterHost(ctx context.Context, in, out []byte, dt NCC
 	if block == 0 {
 		return nil
 	}
-	off := r.Rank() * block
-	return r.staged(ctx, op, len(in), func(h []byte) { copy(h, in) }, func(h []byte) { copy(out, h[off:off+len(out)]) },
-		func(p DevicePtr) int {
-			return r.comm.n.reduceScatter(r.comm, p, p+DevicePtr(off), block/dt.Size(), dt, NCCLSum, r.stream)
+	// Piece [a, b) of every rank's block is staged side by side; this
+	// rank's summed piece lands in its own slot.
+	size, es := r.Size(), dt.Size()
+	return pieces(block, max(es, r.staging()/size/es*es), func(a, b int) error {
+		pl := b - a
+		off := r.Rank() * pl
+		return r.staged(ctx, op, size*pl, func(h []byte) {
+			for q := range size {
+				copy(h[q*pl:(q+1)*pl], in[q*block+a:q*block+b])
+			}
+		}, func(h []byte) {
+			if a < len(out) {
+				copy(out[a:min(b, len(out))], h[off:off+pl])
+			}
+		}, func(p DevicePtr) int {
+			return r.comm.n.reduceScatter(r.comm, p, p+DevicePtr(off), pl/es, dt, NCCLSum, r.stream)
 		})
+	})
 }
 
 // AllGatherHost concatenates every rank's block into out, which holds Size
@@ -431,11 +478,26 @@ func (r *NCCLRank) AllGatherHost(ctx context.Context, in, out []byte, dt NCCLDat
 	if block == 0 {
 		return nil
 	}
-	off := r.Rank() * block
-	return r.staged(ctx, op, len(out), func(h []byte) { clear(h[off : off+block]); copy(h[off:], in) }, func(h []byte) { copy(out, h) },
-		func(p DevicePtr) int {
-			return r.comm.n.allGather(r.comm, p+DevicePtr(off), p, block/dt.Size(), dt, r.stream)
+	// Piece [a, b) of this rank's block (zero past the end of in) is
+	// staged in its slot; every rank's piece comes back side by side.
+	size, es := r.Size(), dt.Size()
+	return pieces(block, max(es, r.staging()/size/es*es), func(a, b int) error {
+		pl := b - a
+		off := r.Rank() * pl
+		return r.staged(ctx, op, size*pl, func(h []byte) {
+			slot := h[off : off+pl]
+			clear(slot)
+			if a < len(in) {
+				copy(slot, in[a:min(b, len(in))])
+			}
+		}, func(h []byte) {
+			for q := range size {
+				copy(out[q*block+a:q*block+b], h[q*pl:(q+1)*pl])
+			}
+		}, func(p DevicePtr) int {
+			return r.comm.n.allGather(r.comm, p+DevicePtr(off), p, pl/es, dt, r.stream)
 		})
+	})
 }
 
 // BroadcastHost copies root's buf into every other rank's buf.
@@ -446,8 +508,11 @@ func (r *NCCLRank) BroadcastHost(ctx context.Context, buf []byte, root int) erro
 	if len(buf) == 0 {
 		return nil
 	}
-	return r.staged(ctx, "ncclBroadcast", len(buf), func(h []byte) { copy(h, buf) }, func(h []byte) { copy(buf, h) },
-		func(p DevicePtr) int { return r.comm.n.broadcast(r.comm, p, p, len(buf), NCCLUint8, root, r.stream) })
+	return pieces(len(buf), r.staging(), func(a, b int) error {
+		piece := buf[a:b]
+		return r.staged(ctx, "ncclBroadcast", len(piece), func(h []byte) { copy(h, piece) }, func(h []byte) { copy(piece, h) },
+			func(p DevicePtr) int { return r.comm.n.broadcast(r.comm, p, p, len(piece), NCCLUint8, root, r.stream) })
+	})
 }
 
 // AllReduceDevice sums count elements at p over every rank, in place, for
@@ -605,6 +670,12 @@ func (r *NCCLRank) device(ctx context.Context, op string, count int, call func()
 	}
 	if count == 0 {
 		return nil
+	}
+	// The rank's stream does not wait for the legacy default stream the
+	// backend's kernels run on: without this, NCCL could read a gradient
+	// before the backward kernels that write it have finished.
+	if err := r.ctx.Synchronize(Stream{}); err != nil {
+		return r.fail(fmt.Errorf("%s: wait for the device's pending work: %w", op, err))
 	}
 	if err := r.comm.call(op, call()); err != nil {
 		return r.fail(err)

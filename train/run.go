@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"purpcode/checkpoint"
 	"purpcode/dist"
@@ -384,9 +385,41 @@ func (d DP) Share(n int) (lo, hi int) { return dist.ChunkRange(n, d.Size(), d.Ra
 
 // collectiveCtx detaches the collectives from the run's cancellation: an
 // interrupt must end every rank at the same step, which the trainers agree
-// on with AnyTrue, rather than break the group mid-call. The Comm's own
-// per-call timeout still bounds every call.
-func collectiveCtx(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+// on with AnyTrue, rather than break the group mid-call. A deadline ctx
+// carries is kept (see saveContext); otherwise the Comm's own per-call
+// timeout bounds every call.
+func collectiveCtx(ctx context.Context) context.Context {
+	d, ok := ctx.Deadline()
+	detached := context.WithoutCancel(ctx)
+	if !ok {
+		return detached
+	}
+	return deadlineOnly{Context: detached, deadline: d}
+}
+
+// deadlineOnly is a context that reports a deadline but is never
+// cancelled: the Comm turns the deadline into its socket deadlines.
+type deadlineOnly struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// SaveTimeout bounds each collective of a checkpoint save. The ranks that
+// do not write (and the writers waiting for the leader to publish and
+// prune) wait inside one collective while multi-gigabyte shard files are
+// written and hashed: a 32B shard at TP 8 is ~49 GB, far past the Comm's
+// default per-call timeout of minutes. A dead rank is still noticed at
+// once (its connections close); only a hung one waits this long.
+const SaveTimeout = time.Hour
+
+// saveContext is the context of a save's collectives: detached from the
+// run's cancellation (an interrupt is what asks for the save) and bounded
+// by SaveTimeout.
+func saveContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), SaveTimeout)
+}
 
 // SumGrad replaces g (a backend tensor) with the sum of every rank's g.
 // host is a scratch buffer of g's length used to stage a device tensor

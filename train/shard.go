@@ -211,6 +211,8 @@ func (p *Policy) SaveGroup(ctx context.Context, out string, keep int, st *State,
 	if hook == nil {
 		hook = func(string) {}
 	}
+	ctx, cancel := saveContext(ctx)
+	defer cancel()
 	var err error
 	if _, ok := p.Opt.(optim.Collective); ok {
 		// The writers need the whole optimizer state and fp32 master, which

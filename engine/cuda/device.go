@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -187,7 +188,21 @@ func (b *Backend) Close() error {
 	if b.lt != nil {
 		_ = b.lt.Destroy()
 	}
-	return b.ctx.Destroy()
+	// Free what is still allocated before letting the context go: a
+	// primary context (Options.PrimaryContext) outlives Destroy while
+	// NCCL's runtime holds it, and its memory with it.
+	var errs []error
+	for p := range b.mem.owner {
+		errs = append(errs, b.ctx.MemFree(p))
+		b.mem.remove(p)
+	}
+	for _, p := range []kernels.DevicePtr{b.workspace, b.errBuf} {
+		if p != 0 {
+			errs = append(errs, b.ctx.MemFree(p))
+		}
+	}
+	b.workspace, b.errBuf = 0, 0
+	return errors.Join(append(errs, b.ctx.Destroy())...)
 }
 
 // Name is the device as the user named it ("cuda:0", "cuda-emu").

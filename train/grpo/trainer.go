@@ -217,6 +217,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil, err
 	}
 	m, opt := pol.Model, pol.Opt
+	// The trained model is the run's result; the optimizer state is not.
+	defer opt.Free()
 	var ref *qwen2.Model
 	if cfg.KLCoef > 0 {
 		// The frozen reference is sharded like the policy: each rank
@@ -386,7 +388,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			// the policy is still the last step's, so it is saved with
 			// the prompt position from before this step and a resumed
 			// run draws this step's prompts again.
-			if (ctx.Err() != nil || errors.Is(err, train.ErrStoppedByPeer)) && opt.Steps() == updates {
+			// A rank that failed saves nothing, so neither may the others,
+			// even one that was interrupted too: it would wait in the save's
+			// collectives for a rank that is gone.
+			if !errors.Is(err, errPeerFailed) && (ctx.Err() != nil || errors.Is(err, train.ErrStoppedByPeer)) && opt.Steps() == updates {
 				err = cmp.Or(ctx.Err(), err)
 				if rerr := stream.restore(before); rerr != nil {
 					return res, errors.Join(err, rerr)

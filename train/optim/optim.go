@@ -37,6 +37,10 @@ type Optimizer interface {
 	// restore). Both are no-ops when the state lives on the host.
 	PullState()
 	PushState()
+	// Free releases the state's device memory (device memory is freed
+	// explicitly, never by the collector); the optimizer is unusable
+	// afterwards.
+	Free()
 }
 
 // Buffer is one flat state buffer (same length as the weights).
@@ -141,6 +145,12 @@ type AdamW struct {
 	m, v  *engine.Tensor // exp_avg, exp_avg_sq on the backend
 	M, V  []float32      // their host copies (the tensors' own storage on the CPU)
 	steps int64
+}
+
+// Free releases the moments' device memory (nothing on the CPU backend).
+func (o *AdamW) Free() {
+	o.be.Free(o.m)
+	o.be.Free(o.v)
 }
 
 // NewAdamW returns AdamW on be over a flat buffer of n values laid out by
@@ -292,6 +302,7 @@ func (o *SGD) State() []Buffer {
 
 func (o *SGD) PullState() {}
 func (o *SGD) PushState() {}
+func (o *SGD) Free()      {}
 
 func (o *SGD) Step(wt *engine.Weights, lr float64) {
 	n := 0

@@ -192,6 +192,8 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		return nil, err
 	}
 	m, opt := pol.Model, pol.Opt
+	// The trained model is the run's result; the optimizer state is not.
+	defer opt.Free()
 
 	lay := data.Layout{B: cfg.MicroBatch, T: cfg.SeqLen, Pack: cfg.Pack}
 	total := cfg.totalSteps(trainSet, lay)
