@@ -98,8 +98,13 @@ func runRL(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	dp, tp := rk.dp, rk.tp
 	opts := grpo.Options{Log: stderr, Backend: rk.be, DP: dp, TP: tp}
-	if opts.Judge, err = loadJudge(cfg.JudgeModel, cpu.cpu()); err != nil {
-		return err
+	// Only TP rank 0 of a replica scores (grpo broadcasts its rewards), so
+	// only it holds the judge model: a 32B judge on every rank of a node
+	// would cost the host memory eight times.
+	if tp == nil || tp.Rank() == 0 {
+		if opts.Judge, err = loadJudge(cfg.JudgeModel, cpu.cpu()); err != nil {
+			return err
+		}
 	}
 	out := progress.New(stderr)
 	opts.Log = out
