@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -34,8 +33,16 @@ func RunGroup(t *testing.T, name string, cfg any, n int, env func(rank int) []st
 	cmds := make([]*exec.Cmd, n)
 	stderrs := make([]*strings.Builder, n)
 	armed := false
+	// Each rank's goroutine reads its stdout until the kill point line
+	// (then reports blocked) or the end (then waits for the process and
+	// reports its exit), so a rank that failed before anyone was killed
+	// is told apart from the ranks the kill took down.
+	type exit struct {
+		rank int
+		err  error
+	}
 	blocked := make(chan int, n)
-	var readers sync.WaitGroup
+	exits := make(chan exit, n)
 	for r := range n {
 		extra := env(r)
 		armed = armed || len(extra) > 0
@@ -56,7 +63,7 @@ func RunGroup(t *testing.T, name string, cfg any, n int, env func(rank int) []st
 			t.Fatal(err)
 		}
 		cmds[r] = cmd
-		readers.Go(func() {
+		go func() {
 			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
 				if sc.Text() == blockedLine {
@@ -64,34 +71,37 @@ func RunGroup(t *testing.T, name string, cfg any, n int, env func(rank int) []st
 					return
 				}
 			}
-		})
+			exits <- exit{r, cmd.Wait()}
+		}()
 	}
-	// Wait until every rank's stdout ends (exit) or one rank blocks.
-	done := make(chan struct{})
-	go func() { readers.Wait(); close(done) }()
-	killed := false
-	select {
-	case r := <-blocked:
-		t.Logf("rank %d reached its kill point: killing all %d ranks", r, n)
-		killAll(cmds)
-		killed = true
-	case <-done:
+	var failed []string
+	killed, waited := false, 0
+	for waited < n && !killed {
 		select {
 		case r := <-blocked:
 			t.Logf("rank %d reached its kill point: killing all %d ranks", r, n)
 			killAll(cmds)
-			killed = true
-		default:
+			cmds[r].Wait()
+			killed, waited = true, waited+1
+		case e := <-exits:
+			waited++
+			if e.err != nil {
+				failed = append(failed, fmt.Sprintf("rank %d: %v\n%s", e.rank, e.err, stderrs[e.rank].String()))
+			}
 		}
 	}
-	var failed []string
-	for r, cmd := range cmds {
-		if err := cmd.Wait(); err != nil && !killed {
-			failed = append(failed, fmt.Sprintf("rank %d: %v\n%s", r, err, stderrs[r].String()))
+	if killed {
+		// Reap every rank; their exit statuses are the kill's.
+		for range n - waited {
+			select {
+			case r := <-blocked:
+				cmds[r].Wait()
+			case <-exits:
+			}
 		}
 	}
 	if len(failed) > 0 {
-		t.Fatalf("group failed:\n%s", strings.Join(failed, "\n"))
+		t.Fatalf("group failed before any kill:\n%s", strings.Join(failed, "\n"))
 	}
 	if armed && !killed {
 		t.Fatalf("group with kill points finished without reaching any")
