@@ -16,6 +16,7 @@ import (
 	"purpcode/kernels/cudatest"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +57,7 @@ func readMetricsRows(t *testing.T, out string) []map[string]any {
 // (the k_proj biases within kBiasTol when tol is looser than 1e-6: see
 // there), and each rank's log to name its rank.
 // It returns the launched run's output directory.
-func launchMatchesSingle(t *testing.T, args, extra []string, keys []string, last int64, tol float64) string {
+func launchMatchesSingle(t *testing.T, nproc int, args, extra []string, keys []string, last int64, tol float64) string {
 	dir := t.TempDir()
 	single, out, logDir := filepath.Join(dir, "single"), filepath.Join(dir, "dp"), filepath.Join(dir, "logs")
 	var stdout, stderr bytes.Buffer
@@ -70,7 +71,7 @@ func launchMatchesSingle(t *testing.T, args, extra []string, keys []string, last
 	t.Setenv(childArgsEnv, string(raw))
 	stdout.Reset()
 	stderr.Reset()
-	if code := mainExit([]string{"launch", "--nproc-per-node", "2", "--master-port", "0", "--log-dir", logDir, "--", "-test.run=^TestCLIChild$"}, &stdout, &stderr); code != 0 {
+	if code := mainExit([]string{"launch", "--nproc-per-node", strconv.Itoa(nproc), "--master-port", "0", "--log-dir", logDir, "--", "-test.run=^TestCLIChild$"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("launch: exit %d\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
 
@@ -109,17 +110,17 @@ func launchMatchesSingle(t *testing.T, args, extra []string, keys []string, last
 		}
 	}
 	t.Logf("largest relative weight difference from the single process: %.3g", worst)
-	for r := range 2 {
+	for r := range nproc {
 		log, err := os.ReadFile(filepath.Join(logDir, fmt.Sprintf("rank-%d.log", r)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(log), fmt.Sprintf("rank %d of 2", r)) {
+		if !strings.Contains(string(log), fmt.Sprintf("rank %d of %d", r, nproc)) {
 			t.Errorf("rank %d's log does not say which rank it is:\n%s", r, log)
 		}
 		// On the CPU, auto picks the CPU backend and rank 0 says so, once.
-		const choice = "collectives over the CPU backend (TCP between the 2 ranks): --dist-backend auto, and rank 0 cannot use NCCL: the device is cpu, not a CUDA GPU"
-		if c, w := strings.Count(string(log), choice), 1-r; c != w {
+		choice := fmt.Sprintf("collectives over the CPU backend (TCP between the %d ranks): --dist-backend auto, and rank 0 cannot use NCCL: the device is cpu, not a CUDA GPU", nproc)
+		if c, w := strings.Count(string(log), choice), max(0, 1-r); c != w {
 			t.Errorf("rank %d's log says %d times %q, want %d:\n%s", r, c, choice, w, log)
 		}
 	}
@@ -166,14 +167,24 @@ func loadCheckpointModel(t *testing.T, dir string, be engine.Backend) *qwen2.Mod
 // run.yaml` (two micro-batches per rank and step, one each in the epoch's
 // short last step) matches the single process.
 func TestLaunchDPSFT(t *testing.T) {
-	launchMatchesSingle(t, []string{"sft", "--config", sftLaunchConfig(t), "--threads", "1"}, nil, sftLaunchKeys, 3, 1e-6)
+	launchMatchesSingle(t, 2, []string{"sft", "--config", sftLaunchConfig(t), "--threads", "1"}, nil, sftLaunchKeys, 3, 1e-6)
 }
 
 // TestLaunchTPSFT: `purpcode launch --nproc-per-node 2 -- sft --config
 // run.yaml --tensor-parallel 2` (both ranks holding shards of one model,
 // the checkpoints sharded) matches the single process within 1e-5.
 func TestLaunchTPSFT(t *testing.T) {
-	out := launchMatchesSingle(t, []string{"sft", "--config", sftLaunchConfig(t), "--threads", "1"}, []string{"--tensor-parallel", "2"}, sftLaunchKeys, 3, 1e-5)
+	out := launchMatchesSingle(t, 2, []string{"sft", "--config", sftLaunchConfig(t), "--threads", "1"}, []string{"--tensor-parallel", "2"}, sftLaunchKeys, 3, 1e-5)
+	if !train.IsSharded(train.StepDir(out, 3)) {
+		t.Errorf("%s is not a sharded checkpoint", train.StepDir(out, 3))
+	}
+}
+
+// TestLaunchTPDPSFT: four ranks, two tensor-parallel replicas with ZeRO-1
+// over the two data-parallel ranks (`purpcode launch --nproc-per-node 4 --
+// sft ... --tensor-parallel 2 --zero 1`), match the single process.
+func TestLaunchTPDPSFT(t *testing.T) {
+	out := launchMatchesSingle(t, 4, []string{"sft", "--config", sftLaunchConfig(t), "--threads", "1"}, []string{"--tensor-parallel", "2", "--zero", "1"}, sftLaunchKeys, 3, 1e-5)
 	if !train.IsSharded(train.StepDir(out, 3)) {
 		t.Errorf("%s is not a sharded checkpoint", train.StepDir(out, 3))
 	}
@@ -223,7 +234,7 @@ func sftLaunchConfig(t *testing.T) string {
 // run.yaml` on the embedded base model (each rank rolls out two of the
 // four prompts) matches the single process.
 func TestLaunchDPRL(t *testing.T) {
-	launchMatchesSingle(t, []string{"rl", "--config", rlLaunchConfig(t), "--threads", "1"}, nil, rlLaunchKeys, 2, 1e-6)
+	launchMatchesSingle(t, 2, []string{"rl", "--config", rlLaunchConfig(t), "--threads", "1"}, nil, rlLaunchKeys, 2, 1e-6)
 }
 
 // TestLaunchTPRL: `purpcode launch --nproc-per-node 2 -- rl --config
@@ -231,7 +242,7 @@ func TestLaunchDPRL(t *testing.T) {
 // on the two ranks' shards of one model) matches the single process
 // within 1e-5.
 func TestLaunchTPRL(t *testing.T) {
-	out := launchMatchesSingle(t, []string{"rl", "--config", rlLaunchConfig(t), "--threads", "1"}, []string{"--tensor-parallel", "2"}, rlLaunchKeys, 2, 1e-5)
+	out := launchMatchesSingle(t, 2, []string{"rl", "--config", rlLaunchConfig(t), "--threads", "1"}, []string{"--tensor-parallel", "2"}, rlLaunchKeys, 2, 1e-5)
 	if !train.IsSharded(train.StepDir(out, 2)) {
 		t.Errorf("%s is not a sharded checkpoint", train.StepDir(out, 2))
 	}

@@ -57,6 +57,8 @@ func rlFlags(fs *flag.FlagSet, fl *grpo.Config) *string {
 	fs.IntVar(&fl.Keep, "keep", fl.Keep, "checkpoints to keep (0: all)")
 	fs.BoolVar(&fl.Resume, "resume", fl.Resume, "continue from the newest complete checkpoint in --out")
 	fs.IntVar(&fl.TensorParallel, "tensor-parallel", fl.TensorParallel, "ranks holding the shards of one model replica (the launch's ranks must be a multiple of it; 1: no tensor parallelism)")
+	fs.IntVar(&fl.ZeRO, "zero", fl.ZeRO, "1: shard AdamW's state (and on a GPU the fp32 master) over the data-parallel ranks (ZeRO-1; same numbers); 0: off")
+	fs.BoolVar(&fl.OptimizerOffload, "optimizer-offload", fl.OptimizerOffload, "keep the ZeRO-1 shard of master weights and AdamW state in host memory and update it on the CPU (needs --zero 1)")
 	return configPath
 }
 

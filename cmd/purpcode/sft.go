@@ -67,6 +67,8 @@ func sftFlags(fs *flag.FlagSet, fl *sft.Config) *string {
 	fs.BoolVar(&fl.ActivationCheckpointing, "activation-checkpointing", fl.ActivationCheckpointing, "keep only each layer's input and recompute the rest in backward (same gradients, less memory)")
 	fs.StringVar(&fl.Overlong, "overlong", fl.Overlong, "rows longer than --seq-len: truncate or skip")
 	fs.IntVar(&fl.TensorParallel, "tensor-parallel", fl.TensorParallel, "ranks holding the shards of one model replica (the launch's ranks must be a multiple of it; 1: no tensor parallelism)")
+	fs.IntVar(&fl.ZeRO, "zero", fl.ZeRO, "1: shard AdamW's state (and on a GPU the fp32 master) over the data-parallel ranks (ZeRO-1; same numbers); 0: off")
+	fs.BoolVar(&fl.OptimizerOffload, "optimizer-offload", fl.OptimizerOffload, "keep the ZeRO-1 shard of master weights and AdamW state in host memory and update it on the CPU (needs --zero 1)")
 	return configPath
 }
 
