@@ -225,9 +225,8 @@ func LoadYAMLFile(path string, cfg any) error { return yamlconf.DecodeFile(path,
 
 // Policy is the model and optimizer a trainer continues from.
 type Policy struct {
-	Model    *qwen2.Model
-	Opt      optim.Optimizer
-	OptState []checkpoint.Named // the optimizer's buffers, as saved in checkpoints
+	Model *qwen2.Model
+	Opt   optim.Optimizer
 	// Files are the base model's tokenizer and generation files, copied
 	// into every checkpoint so each one is a complete model directory.
 	Files map[string][]byte
@@ -265,15 +264,15 @@ func loadPolicy(baseDir string, st *State, from Checkpoint, oc OptimizerConfig, 
 		return nil, err
 	}
 	p := &Policy{Model: m, Opt: opt, Files: files}
-	p.OptState = OptimizerTensors(p.Opt, m)
 	if st != nil {
 		if st.Optimizer != p.Opt.Name() {
 			return nil, fmt.Errorf("resume %s: optimizer %s in checkpoint, %s configured", from.Dir, st.Optimizer, p.Opt.Name())
 		}
-		if err := LoadOptimizer(from.Dir, p.OptState); err != nil {
+		if err := LoadOptimizer(from.Dir, OptimizerTensors(p.Opt, m)); err != nil {
 			return nil, err
 		}
 		p.Opt.PushState()
+		optim.ReleaseState(p.Opt)
 		p.Opt.SetSteps(st.OptimizerSteps)
 	}
 	return p, nil
@@ -309,7 +308,7 @@ func (p *Policy) Save(out string, keep int, st *State, rng encoding.BinaryMarsha
 		WriteModel: func(dir string) error {
 			return p.Model.Save(dir, qwen2.SaveOptions{DType: engine.F32, Files: p.Files})
 		},
-		State: st, Optimizer: p.OptState, Hook: hook,
+		State: st, Optimizer: OptimizerTensors(p.Opt, p.Model), Hook: hook,
 	})
 	if err != nil {
 		return "", err

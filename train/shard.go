@@ -120,14 +120,14 @@ func LoadPolicyGroup(ctx context.Context, baseDir string, st *State, from Checkp
 		return nil, err
 	}
 	p := &Policy{Model: m, Opt: o, Files: files}
-	p.OptState = OptimizerTensors(o, m)
 	if st == nil {
 		return p, nil
 	}
 	if st.Optimizer != o.Name() {
 		return nil, fmt.Errorf("resume %s: optimizer %s in checkpoint, %s configured", from.Dir, st.Optimizer, o.Name())
 	}
-	if opt == nil && len(p.OptState) > 0 {
+	state := OptimizerTensors(o, m)
+	if opt == nil && len(state) > 0 {
 		r, err := checkpoint.Open(filepath.Join(from.Dir, StateDir, OptimizerFile))
 		if err != nil {
 			return nil, fmt.Errorf("load optimizer state: %w", err)
@@ -135,10 +135,11 @@ func LoadPolicyGroup(ctx context.Context, baseDir string, st *State, from Checkp
 		closers = append(closers, r.Close)
 		opt = r
 	}
-	if err := restoreOptimizer(opt, p.OptState, cfg, g); err != nil {
+	if err := restoreOptimizer(opt, state, cfg, g); err != nil {
 		return nil, fmt.Errorf("resume %s: %w", from.Dir, err)
 	}
 	o.PushState()
+	optim.ReleaseState(o)
 	o.SetSteps(st.OptimizerSteps)
 	return p, nil
 }
@@ -230,6 +231,9 @@ func (p *Policy) SaveGroup(ctx context.Context, out string, keep int, st *State,
 			err = p.saveShards(ctx, out, keep, st, rng, hook, g)
 		}
 	}
+	// The gathered optimizer state (ZeRO-1) is a full copy per rank: not
+	// kept between checkpoints.
+	optim.ReleaseState(p.Opt)
 	if err := agree(ctx, g.DP.Comm, err, "save checkpoint "+final+" (data-parallel replica 0)"); err != nil {
 		return "", err
 	}
@@ -308,11 +312,12 @@ func (p *Policy) saveShards(ctx context.Context, out string, keep int, st *State
 	// Every rank writes its shard.
 	pullErr := p.Model.P.Pull()
 	p.Opt.PullState()
-	tensors := make([]checkpoint.Named, 0, len(p.Model.P.List)+len(p.OptState))
+	optState := OptimizerTensors(p.Opt, p.Model)
+	tensors := make([]checkpoint.Named, 0, len(p.Model.P.List)+len(optState))
 	for _, q := range p.Model.P.List {
 		tensors = append(tensors, checkpoint.Named{Name: q.Name, T: q.W})
 	}
-	tensors = append(tensors, p.OptState...)
+	tensors = append(tensors, optState...)
 	meta := map[string]string{"format": "pt", "tp_rank": strconv.Itoa(rank), "tp_size": strconv.Itoa(size), "step": strconv.FormatInt(st.Step, 10)}
 	res := shardResult{}
 	if rngErr != nil {
@@ -431,9 +436,6 @@ func (p *Policy) manifest(st *State, g Group, digests []checkpoint.FileDigest) (
 		prefixes = append(prefixes, b.Name+"/")
 	}
 	for _, prefix := range prefixes {
-		if prefix != "" && len(p.OptState) == 0 {
-			break
-		}
 		for _, spec := range qwen2.ParamSpecs(p.Model.Cfg) {
 			t := checkpoint.ShardedTensor{Name: prefix + spec.Name, DType: engine.F32.String(), Shape: spec.Shape}
 			for r := range size {

@@ -122,7 +122,8 @@ type snapshot struct {
 
 func snap(p *Policy) snapshot {
 	s := snapshot{flat: append([]float32(nil), p.Model.P.Flat...), opt: map[string][]float32{}, steps: p.Opt.Steps()}
-	for _, n := range p.OptState {
+	p.Opt.PullState()
+	for _, n := range OptimizerTensors(p.Opt, p.Model) {
 		s.opt[n.Name] = append([]float32(nil), n.T.F32...)
 	}
 	return s

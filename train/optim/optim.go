@@ -43,6 +43,15 @@ type Optimizer interface {
 	Free()
 }
 
+// ReleaseState lets an optimizer whose State buffers are staging copies
+// (ZeRO1's full-length buffers) drop them between checkpoints; others keep
+// theirs (they are the state itself, or its host mirror).
+func ReleaseState(opt Optimizer) {
+	if r, ok := opt.(interface{ ReleaseState() }); ok {
+		r.ReleaseState()
+	}
+}
+
 // Buffer is one flat state buffer (same length as the weights).
 type Buffer struct {
 	Name string

@@ -452,6 +452,11 @@ func (o *ZeRO1) State() []Buffer {
 	return []Buffer{{"exp_avg", o.fullM}, {"exp_avg_sq", o.fullV}}
 }
 
+// ReleaseState drops the full-length State buffers (8 bytes per
+// parameter on every rank) once a checkpoint is written or restored; the
+// next State call allocates them afresh.
+func (o *ZeRO1) ReleaseState() { o.fullM, o.fullV = nil, nil }
+
 // PullState copies this rank's moments into its chunk of the State
 // buffers (no collective; see GatherState).
 func (o *ZeRO1) PullState() {
