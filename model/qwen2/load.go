@@ -2,7 +2,6 @@ package qwen2
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"purpcode/checkpoint"
@@ -14,20 +13,7 @@ import (
 // name, shape and dtype is checked; all missing and unexpected tensors are
 // named in one error. The model computes on be.
 func Load(dir string, be engine.Backend) (*Model, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	r, err := checkpoint.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	defer r.Close()
-	m, err := LoadFrom(cfg, r, be)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	return m, nil
+	return LoadWith(dir, be, Storage{})
 }
 
 // ignoredTensor reports buffers some exporters save that are not parameters.

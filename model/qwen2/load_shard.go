@@ -3,7 +3,6 @@ package qwen2
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -19,20 +18,7 @@ import (
 // float32 storage, so no process ever holds the whole model. The result is
 // the model Load followed by Shard would give, bit for bit.
 func LoadShard(ctx context.Context, dir string, be engine.Backend, comm dist.Comm, split SplitFunc) (*Model, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	r, err := checkpoint.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	defer r.Close()
-	m, err := LoadShardFrom(ctx, cfg, r, be, comm, split)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	return m, nil
+	return LoadShardWith(ctx, dir, be, comm, split, Storage{})
 }
 
 // LoadShardFrom is LoadShard from an open checkpoint (an HF directory, a
@@ -40,28 +26,14 @@ func LoadShard(ctx context.Context, dir string, be engine.Backend, comm dist.Com
 // are checked against cfg first, like Load checks them, so a mismatched
 // checkpoint fails before any rank reads a byte of data.
 func LoadShardFrom(ctx context.Context, cfg *Config, src checkpoint.Slicer, be engine.Backend, comm dist.Comm, split SplitFunc) (*Model, error) {
-	if err := checkTensors(cfg, src); err != nil {
-		return nil, err
-	}
-	return NewShard(ctx, cfg, be, comm, split, slicerSource(src))
+	return LoadShardFromWith(ctx, cfg, src, be, comm, split, Storage{})
 }
 
 // LoadFrom reads a whole (unsharded) model of configuration cfg from src,
 // tensor by tensor: how a sharded training checkpoint is loaded back into
 // one process.
 func LoadFrom(cfg *Config, src checkpoint.Slicer, be engine.Backend) (*Model, error) {
-	if err := checkTensors(cfg, src); err != nil {
-		return nil, err
-	}
-	m := newEmpty(cfg)
-	read := slicerSource(src)
-	for _, p := range m.P.List {
-		if err := read(p.Name, p.W.Shape, -1, 0, 0, p.W.F32); err != nil {
-			return nil, err
-		}
-	}
-	m.bind(be)
-	return m, nil
+	return LoadFromWith(cfg, src, be, Storage{})
 }
 
 // slicerSource reads parameter slices from src, converting them to float32.

@@ -14,6 +14,12 @@ import (
 // Storage): LoadInference for a model that is never trained, or a ZeRO-1
 // rank's master chunk.
 func LoadWith(dir string, be engine.Backend, st Storage) (*Model, error) {
+	return loadDir(dir, func(cfg *Config, r checkpoint.Slicer) (*Model, error) { return LoadFromWith(cfg, r, be, st) })
+}
+
+// loadDir opens the HF model directory dir (config.json and its
+// safetensors) and loads it with load, naming dir in any error.
+func loadDir(dir string, load func(*Config, checkpoint.Slicer) (*Model, error)) (*Model, error) {
 	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
 	if err != nil {
 		return nil, err
@@ -23,7 +29,7 @@ func LoadWith(dir string, be engine.Backend, st Storage) (*Model, error) {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
 	defer r.Close()
-	m, err := LoadFromWith(cfg, r, be, st)
+	m, err := load(cfg, r)
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
@@ -61,20 +67,9 @@ func LoadFromWith(cfg *Config, src checkpoint.Slicer, be engine.Backend, st Stor
 // LoadShardWith is LoadShard keeping st of the shard's parameters on the
 // backend (a ZeRO-1 chunk is of the shard's flat vector).
 func LoadShardWith(ctx context.Context, dir string, be engine.Backend, comm dist.Comm, split SplitFunc, st Storage) (*Model, error) {
-	cfg, err := LoadConfig(filepath.Join(dir, "config.json"))
-	if err != nil {
-		return nil, err
-	}
-	r, err := checkpoint.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	defer r.Close()
-	m, err := LoadShardFromWith(ctx, cfg, r, be, comm, split, st)
-	if err != nil {
-		return nil, fmt.Errorf("load model %s: %w", dir, err)
-	}
-	return m, nil
+	return loadDir(dir, func(cfg *Config, r checkpoint.Slicer) (*Model, error) {
+		return LoadShardFromWith(ctx, cfg, r, be, comm, split, st)
+	})
 }
 
 // LoadShardInference is LoadShard for inference only (see LoadInference):
