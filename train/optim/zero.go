@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"purpcode/dist"
 	"purpcode/engine"
@@ -511,6 +512,66 @@ func (o *ZeRO1) GatherState(ctx context.Context) error {
 	return nil
 }
 
+// GatherStateToRoot fills the whole State buffers on rank 0 only, the
+// rank that writes checkpoints: every rank broadcasts its chunk in turn,
+// rank 0 keeps them and the others read them into one chunk of scratch, so
+// no other rank ever holds the whole state (8 bytes per parameter). All
+// ranks call it.
+func (o *ZeRO1) GatherStateToRoot(ctx context.Context) error {
+	if o.size() == 1 {
+		o.PullState()
+		return nil
+	}
+	root := o.comm.Rank() == 0
+	if root {
+		o.PullState()
+	}
+	var scratch []byte
+	for _, t := range []*engine.Tensor{o.m, o.v} {
+		mine := o.scratch()
+		if t.OnDevice() {
+			o.be.Download(mine, t)
+		} else {
+			copy(mine, t.F32)
+		}
+		full := []float32(nil)
+		if root {
+			full = o.fullM
+			if t == o.v {
+				full = o.fullV
+			}
+		}
+		for r := range o.comm.Size() {
+			lo, hi := dist.ChunkRange(o.n, o.comm.Size(), r)
+			var buf []byte
+			switch {
+			case root:
+				buf = f32Bytes(full[lo:hi])
+			case r == o.comm.Rank():
+				buf = f32Bytes(mine)
+			default:
+				if cap(scratch) < 4*(hi-lo) {
+					scratch = make([]byte, 4*(hi-lo))
+				}
+				buf = scratch[:4*(hi-lo)]
+			}
+			if err := o.comm.Broadcast(ctx, buf, r); err != nil {
+				return fmt.Errorf("zero-1: gather the optimizer state to rank 0 (chunk of rank %d): %w", r, err)
+			}
+		}
+	}
+	return nil
+}
+
+// f32Bytes views v's memory as bytes (host byte order on both ends: the
+// ranks share one).
+func f32Bytes(v []float32) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
+}
+
 // ScatterState restores every rank's moments from rank 0's State buffers
 // (after rank 0 filled them from a checkpoint, written by a group of any
 // size; all ranks call it). The steps count is SetSteps' business, as for
@@ -566,9 +627,10 @@ func StepContext(ctx context.Context, opt Optimizer, w *engine.Weights, lr float
 }
 
 // PrepareSave readies a Collective optimizer's state and w's master
-// weights for a checkpoint that one rank writes (GatherMaster, then
-// GatherState): every rank of the group calls it before the save. Other
-// optimizers need nothing beyond the PullState the save itself calls.
+// weights for a checkpoint that rank 0 writes (GatherMaster, then the
+// state gathered to rank 0 for a ZeRO1, GatherState for others): every
+// rank of the group calls it before the save. Other optimizers need
+// nothing beyond the PullState the save itself calls.
 func PrepareSave(ctx context.Context, opt Optimizer, w *engine.Weights) error {
 	c, ok := opt.(Collective)
 	if !ok {
@@ -576,6 +638,10 @@ func PrepareSave(ctx context.Context, opt Optimizer, w *engine.Weights) error {
 	}
 	if err := c.GatherMaster(ctx, w); err != nil {
 		return err
+	}
+	if z, ok := opt.(*ZeRO1); ok {
+		// Rank 0 alone writes the optimizer state.
+		return z.GatherStateToRoot(ctx)
 	}
 	return c.GatherState(ctx)
 }
