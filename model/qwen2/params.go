@@ -34,9 +34,12 @@ type Params struct {
 	// Flat and Grad hold every weight and gradient in List order. On the
 	// CPU they are the weights; on a device they are host copies that
 	// Pull refreshes and Push sends back (checkpoints read and write them).
-	// An inference-only model (Storage) has no Grad.
+	// An inference-only model (Storage) has no Grad, and on a device no
+	// Flat either (its parameters' W keep their shapes, not their values):
+	// nothing reads a host copy of weights that never change.
 	Flat []float32
 	Grad []float32
+	count int // parameters, which len(Flat) no longer tells when Flat is dropped
 	// Weights is the flat storage on the backend the ops and the optimizer
 	// use (over Flat and Grad themselves on the CPU).
 	Weights *engine.Weights
@@ -202,6 +205,7 @@ func (ps *Params) bindWith(be engine.Backend, o engine.WeightsOptions) {
 			p.G = nil
 		}
 	}
+	ps.count = len(ps.Flat)
 	ps.Weights = engine.NewWeightsWith(be, ps.Flat, ps.Grad, o)
 	off := 0
 	for _, p := range ps.List {
@@ -211,6 +215,14 @@ func (ps *Params) bindWith(be engine.Backend, o engine.WeightsOptions) {
 			p.cg = ps.Weights.Grad.View(off, p.W.Shape...)
 		}
 		off += n
+	}
+	if o.Inference && ps.Weights.Compute.OnDevice() {
+		// The device holds the only copy the model reads: a 32B reference
+		// sharded over 8 GPUs would otherwise keep 16 GB per rank on the host.
+		ps.Flat, ps.Weights.Host = nil, nil
+		for _, p := range ps.List {
+			p.W.F32 = nil
+		}
 	}
 }
 
@@ -259,6 +271,7 @@ func (ps *Params) Pull() error {
 // it reloads only after its PushState (a restore calls both).
 func (ps *Params) Push() {
 	w := ps.Weights
+	ps.mustTrain("Push")
 	if w.Compute.OnDevice() {
 		if w.Master != nil {
 			ps.be.Upload(w.Master, ps.Flat[w.MasterLo:w.MasterLo+w.Master.Numel()])
@@ -275,7 +288,12 @@ func (ps *Params) ZeroGrad() {
 }
 
 // Count is the number of scalar parameters.
-func (ps *Params) Count() int { return len(ps.Flat) }
+func (ps *Params) Count() int {
+	if ps.Weights == nil { // not bound yet
+		return len(ps.Flat)
+	}
+	return ps.count
+}
 
 // initRandom fills weights like HF's _init_weights: normal(0, std) for
 // matrices and embeddings, ones for norms, zeros for biases.

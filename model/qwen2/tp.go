@@ -75,6 +75,9 @@ func (m *Model) Shard(ctx context.Context, be engine.Backend, comm dist.Comm, sp
 	if m.tp != nil {
 		return nil, fmt.Errorf("qwen2: shard of a model that is already a shard")
 	}
+	if m.P.Flat == nil {
+		return nil, fmt.Errorf("qwen2: shard of an inference-only model on a device, which keeps no host copy of its weights: load the shard itself (LoadShardInference)")
+	}
 	byName := make(map[string]*Param, len(m.P.List))
 	for _, p := range m.P.List {
 		byName[p.Name] = p

@@ -62,6 +62,9 @@ func TestInferenceReferenceKeepsKLOnDevice(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if inference && ref.P.Flat != nil {
+			t.Errorf("the inference-only reference keeps a host copy of its %d weights", ref.P.Count())
+		}
 		refBytes := dev.PeakBytes()[engine.MemWeights] + dev.PeakBytes()[engine.MemGrads]
 		m := load(t, base, dev)
 		r := rand.New(rand.NewPCG(3, 3))
