@@ -37,8 +37,8 @@ type Params struct {
 	// An inference-only model (Storage) has no Grad, and on a device no
 	// Flat either (its parameters' W keep their shapes, not their values):
 	// nothing reads a host copy of weights that never change.
-	Flat []float32
-	Grad []float32
+	Flat  []float32
+	Grad  []float32
 	count int // parameters, which len(Flat) no longer tells when Flat is dropped
 	// Weights is the flat storage on the backend the ops and the optimizer
 	// use (over Flat and Grad themselves on the CPU).
