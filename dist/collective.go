@@ -474,19 +474,22 @@ func asBytes[T elem](s []T) []byte {
 
 // scratchOf returns n elements of reusable scratch memory, shared by the
 // world and its groups.
-func scratchOf[T elem](g *group, n int) []T {
-	c := g.m
+func scratchOf[T elem](g *group, n int) []T { return scratchIn[T](&g.m.scratch, n) }
+
+// scratchIn returns n elements of T over *buf, growing it (never
+// shrinking) as needed.
+func scratchIn[T elem](buf *[]byte, n int) []T {
 	var z T
 	nb := n * int(unsafe.Sizeof(z))
-	if cap(c.scratch) < nb {
+	if cap(*buf) < nb {
 		// Allocated as uint64 so that the bytes are aligned for any T.
 		words := make([]uint64, (nb+7)/8)
-		c.scratch = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), len(words)*8)
+		*buf = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), len(words)*8)
 	}
 	if n == 0 {
 		return nil
 	}
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(c.scratch))), n)
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(*buf))), n)
 }
 
 // sumF32 writes srcs[0]+srcs[1]+... (in that order) to dst. One of srcs may

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unsafe"
 
 	"purpcode/kernels"
 )
@@ -315,16 +314,4 @@ func UnpadChunks[T elem](dst, src []T, size int) {
 }
 
 // ncclScratch returns n elements of the comm's reusable host scratch.
-func ncclScratch[T elem](c *NCCLComm, n int) []T {
-	var z T
-	nb := n * int(unsafe.Sizeof(z))
-	if cap(c.scratch) < nb {
-		// Allocated as uint64 so that the bytes are aligned for any T.
-		words := make([]uint64, (nb+7)/8)
-		c.scratch = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), len(words)*8)
-	}
-	if n == 0 {
-		return nil
-	}
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(c.scratch))), n)
-}
+func ncclScratch[T elem](c *NCCLComm, n int) []T { return scratchIn[T](&c.scratch, n) }

@@ -317,10 +317,11 @@ func (p *Policy) Save(out string, keep int, st *State, rng encoding.BinaryMarsha
 }
 
 // OpenMetrics prepares the output directory (creating it, removing the
-// temp dirs of an interrupted save) and opens its metrics log: truncated
-// back to the resumed step when st is not nil, else new, starting with
-// first when first is not nil.
-func OpenMetrics(out, metricsFile string, st *State, first any) (*os.File, error) {
+// temp dirs of an interrupted save and, when resuming, checkpoints beyond
+// the newest keep) and opens its metrics log: truncated back to the
+// resumed step when st is not nil, else new, starting with first when
+// first is not nil.
+func OpenMetrics(out, metricsFile string, st *State, keep int, first any) (*os.File, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("output dir: %w", err)
 	}
@@ -329,6 +330,13 @@ func OpenMetrics(out, metricsFile string, st *State, first any) (*os.File, error
 	}
 	path := filepath.Join(out, metricsFile)
 	if st != nil {
+		// A crash between a save's rename and its pruning leaves one
+		// checkpoint more than keep, which no later save prunes when the
+		// run resumes at its last step. The newest, which every rank
+		// resumes from, is never pruned.
+		if err := Prune(out, keep); err != nil {
+			return nil, err
+		}
 		f, err := ReopenMetrics(path, st.Step)
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)

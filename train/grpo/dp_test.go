@@ -7,11 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
-	"time"
 
-	"purpcode/dist"
 	"purpcode/engine"
 	"purpcode/train"
 )
@@ -25,34 +22,15 @@ func dpTestCPU() engine.Backend { return engine.NewDefaultCPU(engine.CPUOptions{
 // step. It returns each rank's result and error.
 func runDP(t *testing.T, cfg Config, outs []string, stopAt int64) ([]*Result, []error) {
 	t.Helper()
-	n := len(outs)
-	cs, err := dist.ConnectLocal(context.Background(), n, 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := make([]*Result, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for r := range n {
-		c := cfg
-		c.Out = outs[r]
-		ctx, cancel := context.WithCancel(context.Background())
-		opts := Options{Scorer: letterScorer{}, Backend: dpTestCPU(), DP: train.DP{Comm: cs[r]}}
-		if r == 0 && stopAt > 0 {
-			opts.Hooks.AfterLog = func(step int64) {
+	return runGrid(t, cfg, 1, len(outs), outs, func(w int, o *Options, cancel func()) {
+		if w == 0 && stopAt > 0 {
+			o.Hooks.AfterLog = func(step int64) {
 				if step == stopAt {
 					cancel()
 				}
 			}
 		}
-		wg.Go(func() {
-			defer cancel()
-			defer cs[r].Close()
-			res[r], errs[r] = Run(ctx, c, opts)
-		})
-	}
-	wg.Wait()
-	return res, errs
+	})
 }
 
 // TestDataParallelMatchesSingleProcess: two ranks, each rolling out half

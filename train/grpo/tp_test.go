@@ -47,7 +47,10 @@ func runGrid(t *testing.T, cfg Config, tp, dp int, outs []string, tweak func(w i
 		}
 		c := cfg
 		c.Out, c.TensorParallel = outs[w/tp], tp
-		opts := Options{Scorer: letterScorer{}, Backend: dpTestCPU(), TP: tc}
+		opts := Options{Scorer: letterScorer{}, Backend: dpTestCPU()}
+		if tp > 1 {
+			opts.TP = tc
+		}
 		if dp > 1 {
 			opts.DP = train.DP{Comm: dc}
 		}

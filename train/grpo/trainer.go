@@ -293,19 +293,10 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 
 	var mf *os.File
 	if g.Leader() {
-		if mf, err = train.OpenMetrics(cfg.Out, MetricsFile, st, nil); err != nil {
+		if mf, err = train.OpenMetrics(cfg.Out, MetricsFile, st, cfg.Keep, nil); err != nil {
 			return nil, err
 		}
 		defer mf.Close()
-		// A crash between a save's rename and its pruning leaves one
-		// checkpoint more than keep, which no later save prunes when the
-		// run resumes at its last step. The newest, which every rank
-		// resumes from, is never pruned.
-		if st != nil {
-			if err := train.Prune(cfg.Out, cfg.Keep); err != nil {
-				return nil, err
-			}
-		}
 	}
 	if st != nil {
 		logf("resuming from %s (step %d of %d)", from.Dir, step, total)
